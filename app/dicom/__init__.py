@@ -1,0 +1,1 @@
+"""DICOM knowledge as data: SOP classes, transfer syntaxes, character sets, our UIDs."""

@@ -1,0 +1,109 @@
+"""Import files, folders and DICOMDIRs into the archive through the one store pipeline."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from pydicom import dcmread
+
+from app.store.ingest import Ingest, StoreResult
+
+log = logging.getLogger(__name__)
+DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+
+
+@dataclass
+class ImportSummary:
+    imported: int = 0
+    present: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"imported": self.imported, "already_present": self.present,
+                "rejected": [{"path": p, "reason": r} for p, r in self.rejected]}
+
+
+def _dicomdir_files(path: Path) -> list[Path]:
+    ds = dcmread(path, stop_before_pixels=True)
+    root = path.parent
+    files = []
+    for rec in ds.get("DirectoryRecordSequence", []):
+        ref = rec.get("ReferencedFileID")
+        if ref:
+            parts = [ref] if isinstance(ref, str) else list(ref)
+            files.append(_find_case_insensitive(root, parts))
+    return files
+
+
+def _find_case_insensitive(root: Path, parts: list[str]) -> Path:
+    """Media written on other systems vary in case; match each component loosely."""
+    p = root
+    for part in parts:
+        cand = p / part
+        if not cand.exists() and p.is_dir():
+            for child in p.iterdir():
+                if child.name.upper() == part.upper():
+                    cand = child
+                    break
+        p = cand
+    return p
+
+
+def _is_dicomdir(path: Path) -> bool:
+    if path.name.upper() != "DICOMDIR":
+        return False
+    try:
+        meta = dcmread(path, stop_before_pixels=True, specific_tags=["MediaStorageSOPClassUID"]).file_meta
+        return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_CLASS
+    except Exception:
+        return False
+
+
+def collect(paths: Iterable[Path]) -> list[Path]:
+    """Every file to import: folders walked, DICOMDIRs expanded, DICOMDIR files themselves
+    skipped (they index media, they are not instances)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        rp = p.resolve()
+        if rp not in seen:
+            seen.add(rp)
+            out.append(p)
+
+    for path in paths:
+        if path.is_dir():
+            for dirpath, _dirs, names in os.walk(path):
+                for name in sorted(names):
+                    f = Path(dirpath) / name
+                    if not _is_dicomdir(f):
+                        add(f)
+        elif _is_dicomdir(path):
+            for f in _dicomdir_files(path):
+                add(f)
+        else:
+            add(path)
+    return out
+
+
+def import_paths(ingest: Ingest, paths: Iterable[Path],
+                 progress: Callable[[Path, StoreResult], None] | None = None) -> ImportSummary:
+    summary = ImportSummary()
+    for f in collect(paths):
+        if not f.exists():
+            result = StoreResult(0xC000, "file not found")
+        else:
+            result = ingest.store_file(f)
+        if result.ok and result.duplicate:
+            summary.present += 1
+        elif result.ok:
+            summary.imported += 1
+        else:
+            summary.rejected.append((str(f), result.comment))
+        if progress:
+            progress(f, result)
+    return summary

@@ -1,0 +1,236 @@
+"""The embedded DICOM node: builds the pynetdicom AE, wires policies, TLS and handlers.
+
+Acceptance policy (spec §4.2.1.4, §7.2, §4.4.1): the called AE must be ours; the calling
+AE must be a configured remote node unless policy.check_calling_ae is off; a TLS peer must
+present a certificate its node trusts; beyond node.max_associations the request is
+rejected (transient, local limit exceeded); a presentation context with no acceptable
+transfer syntax is rejected. Remote nodes and policy settings are re-read per association,
+so changes take effect without a restart (§4.4.1.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+
+from pynetdicom import AE, build_context, evt
+from pynetdicom.transport import ThreadedAssociationServer
+
+from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from app.net import acse_hooks, storage, tls, verification
+from app.store import nodes as remote_nodes
+from app.store.archive import Archive
+
+log = logging.getLogger(__name__)
+
+# A-ASSOCIATE-RJ (result, source, reason), PS3.8 §9.3.4
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)   # permanent, service user, calling AE not recognised
+REJECT_NO_REASON = (0x01, 0x01, 0x01)    # permanent, service user, no reason given
+
+SERVICE_CONTEXTS = {
+    "verification": verification.scp_contexts,
+    "storage": storage.scp_contexts,
+}
+
+
+def configure_ae(ae: AE, settings) -> None:
+    """Identity and Table 4-53 limits, shared by the node (SCP) and our SCU calls."""
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+    ae.maximum_pdu_size = settings["node.max_pdu"]
+    ae.acse_timeout = settings["timeouts.association"]
+    ae.connection_timeout = settings["timeouts.open_close"]
+    ae.network_timeout = settings["timeouts.message"]
+    ae.dimse_timeout = settings["timeouts.storage"]
+
+
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's server, with TCP_NODELAY, dual-stack IPv6 and the TLS handshake moved
+    off the accept loop (a slow or hostile client must not stall everyone else)."""
+
+    handshake_timeout = 5.0
+
+    def server_bind(self) -> None:
+        if self.socket.family == socket.AF_INET6:
+            try:
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            except OSError:
+                pass
+        super().server_bind()
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, address
+
+    def process_request_thread(self, request, client_address) -> None:
+        if self.ssl_context is not None:
+            try:
+                request.settimeout(self.handshake_timeout)
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as exc:
+                log.warning("TLS handshake with %s failed: %s", client_address[0], exc)
+                try:
+                    request.close()
+                except OSError:
+                    pass
+                return
+        super().process_request_thread(request, client_address)
+
+
+class Node:
+    def __init__(self, archive: Archive, *, aet: str | None = None, port: int | None = None,
+                 host: str | None = None):
+        acse_hooks.install()
+        self.archive = archive
+        self.overrides = {"node.aet": aet, "node.port": port, "node.host": host}
+        self.ae: AE | None = None
+        self.servers: list[_Server] = []
+        self._nodes_version = -1
+        self._nodes: list[remote_nodes.RemoteNode] = []
+        self._settings_mtime = archive.settings.mtime()
+        self._lock = threading.Lock()
+
+    # -- settings -------------------------------------------------------------------------
+    def setting(self, key: str):
+        value = self.overrides.get(key)
+        return value if value is not None else self.archive.settings[key]
+
+    def _refresh(self) -> None:
+        """Pick up edits of the settings file and of the remote node table."""
+        with self._lock:
+            mtime = self.archive.settings.mtime()
+            if mtime != self._settings_mtime:
+                self._settings_mtime = mtime
+                try:
+                    self.archive.reload_settings()
+                    log.info("settings reloaded")
+                except Exception as exc:
+                    log.error("settings file not reloaded, keeping the previous settings: %s", exc)
+            version = remote_nodes.version(self.archive.engine)
+            if version != self._nodes_version:
+                self._nodes = remote_nodes.list_nodes(self.archive.engine)
+                self._nodes_version = version
+                self._update_tls_trust()
+
+    def _update_tls_trust(self) -> None:
+        for server in self.servers:
+            if server.ssl_context is not None:
+                server.ssl_context = self._server_ssl()
+
+    def _server_ssl(self) -> ssl.SSLContext:
+        return tls.server_context(self.archive.settings,
+                                  [n.certificate for n in self._nodes if n.certificate])
+
+    # -- acceptance policy ----------------------------------------------------------------
+    def policy(self, assoc, request) -> tuple[int, int, int] | None:
+        try:
+            self._refresh()
+        except Exception:
+            log.exception("could not read the remote node list; rejecting")
+            return REJECT_NO_REASON
+        calling = request.calling_ae_title.strip()
+        address = assoc.requestor.address
+        known = [n for n in self._nodes if n.aet == calling]
+        if self.archive.settings["policy.check_calling_ae"] and not known:
+            log.warning("rejected association from %s (%s): calling AE not configured; "
+                        "add it with 'lightbox nodes add'", calling, address)
+            return REJECT_CALLING_AE
+        sock = assoc.dul.socket.socket if assoc.dul.socket else None
+        if isinstance(sock, ssl.SSLSocket):
+            der = sock.getpeercert(binary_form=True)
+            errors = []
+            for node in known or [None]:
+                try:
+                    tls.check_peer(der, peer_is_client=True, pin=node.cert_sha256 if node else None,
+                                   ca_file=self.archive.settings["tls.ca_file"] or None)
+                    break
+                except tls.TlsError as exc:
+                    errors.append(str(exc))
+            else:
+                log.warning("rejected TLS association from %s (%s): %s", calling, address, "; ".join(errors))
+                return REJECT_NO_REASON
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _listeners(self) -> dict[tuple[str, int], list[str]]:
+        """(AE title, port) -> services, spec §4.4.1.2 (default: one AE, one port)."""
+        groups: dict[tuple[str, int], list[str]] = {}
+        for service in SERVICE_CONTEXTS:
+            aet = self.archive.settings[f"services.{service}.aet"] or self.setting("node.aet")
+            port = self.archive.settings[f"services.{service}.port"] or self.setting("node.port")
+            groups.setdefault((aet, port), []).append(service)
+        return groups
+
+    def start(self) -> list[str]:
+        settings = self.archive.settings
+        self._refresh()
+        ae = AE(ae_title=self.setting("node.aet"))
+        configure_ae(ae, settings)
+        ae.maximum_associations = settings["node.max_associations"]
+        ae.require_called_aet = True
+        ae.lightbox_policy = self.policy
+        ae.lightbox_async_window = settings["policy.async_window"]
+        self.ae = ae
+
+        handlers = [
+            (evt.EVT_C_ECHO, verification.handle_echo),
+            (evt.EVT_C_STORE, storage.handle_store, [self.archive.ingest]),
+        ]
+        host = self.setting("node.host")
+        bind_host = host or "::"
+        mode = settings["tls.mode"]
+        secure = self._server_ssl() if mode != "off" else None
+        listening = []
+        for (aet, port), services in self._listeners().items():
+            contexts = [build_context(uid, list(ts)) for s in services for uid, ts in SERVICE_CONTEXTS[s]()]
+            plans = []
+            if mode == "only":
+                plans.append((port, secure))
+            else:
+                plans.append((port, None))
+                if mode == "also":
+                    plans.append((settings["tls.port"], secure))
+            for p, ctx in plans:
+                server = self._make_server(ae, bind_host, p, aet, contexts, ctx, handlers, explicit=bool(host))
+                self.servers.append(server)
+                addr = server.server_address
+                listening.append(f"{aet} on {'[' + addr[0] + ']' if ':' in addr[0] else addr[0]}:{addr[1]}"
+                                 f"{' (TLS)' if ctx else ''} for {', '.join(services)}")
+        for line in listening:
+            log.info("listening: %s", line)
+        return listening
+
+    def _make_server(self, ae, host, port, aet, contexts, ssl_ctx, handlers, *, explicit: bool) -> _Server:
+        try:
+            server = ae.make_server((host, port), ae_title=aet, contexts=contexts, ssl_context=ssl_ctx,
+                                    evt_handlers=handlers, server_class=_Server)
+        except OSError as exc:
+            if not explicit and host == "::":  # no IPv6 on this machine: fall back to IPv4
+                server = ae.make_server(("0.0.0.0", port), ae_title=aet, contexts=contexts,
+                                        ssl_context=ssl_ctx, evt_handlers=handlers, server_class=_Server)
+            else:
+                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        thread = threading.Thread(target=server.serve_forever, name=f"listener-{aet}-{port}", daemon=True)
+        thread.start()
+        ae._servers.append(server)
+        return server
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight associations finish (bounded), then abort the rest."""
+        grace = self.archive.settings["timeouts.storage"] if grace is None else grace
+        for server in self.servers:
+            server.shutdown()
+        self.servers.clear()
+        if self.ae is None:
+            return
+        deadline = time.monotonic() + grace
+        while self.ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in self.ae.active_associations:
+            log.warning("aborting association with %s at shutdown", assoc.requestor.ae_title)
+            assoc.abort()

@@ -1,0 +1,1 @@
+"""The local archive: index (SQLAlchemy), file store, ingest pipeline, queries."""

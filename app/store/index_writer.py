@@ -1,0 +1,128 @@
+"""Group commit of index rows.
+
+All index writes of a process go through one thread. It takes whatever records are waiting
+(up to ``node.index_batch``, spec Table 4-53 "number of image collection before saving to
+database"), writes them in one transaction and commits once, then releases every waiting
+C-STORE. One association pays one commit per image; twelve pay one commit per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from app import events
+from app.store.schema import instance, patient, series, study
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexRecord:
+    patient: dict
+    study: dict
+    series: dict
+    instance: dict
+
+
+def insert_ignore(conn: Connection, table, values: dict) -> int:
+    """INSERT that silently skips a row violating a unique constraint; returns rows inserted."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # other databases: plain insert, caller handles IntegrityError
+        try:
+            with conn.begin_nested():
+                return conn.execute(table.insert().values(**values)).rowcount
+        except IntegrityError:
+            return 0
+    return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount
+
+
+def _get_or_create(conn: Connection, table, key: dict, values: dict) -> int:
+    where = [table.c[k] == v for k, v in key.items()]
+    row = conn.execute(select(table.c.id).where(*where)).first()
+    if row:
+        return row[0]
+    insert_ignore(conn, table, values)
+    return conn.execute(select(table.c.id).where(*where)).scalar_one()
+
+
+def index_one(conn: Connection, rec: IndexRecord) -> bool:
+    """Index one instance; False if its SOP Instance UID was already indexed."""
+    p = dict(rec.patient)
+    # '' instead of NULL so (PatientID, Issuer) is unique on every database
+    p["PatientID"] = p.get("PatientID") or ""
+    p["IssuerOfPatientID"] = p.get("IssuerOfPatientID") or ""
+    pid = _get_or_create(conn, patient, {"PatientID": p["PatientID"], "IssuerOfPatientID": p["IssuerOfPatientID"]}, p)
+    st = {**rec.study, "patient_id": pid}
+    stid = _get_or_create(conn, study, {"StudyInstanceUID": st["StudyInstanceUID"]}, st)
+    se = {**rec.series, "study_id": stid}
+    seid = _get_or_create(conn, series, {"SeriesInstanceUID": se["SeriesInstanceUID"]}, se)
+    return insert_ignore(conn, instance, {**rec.instance, "series_id": seid}) == 1
+
+
+class IndexWriter:
+    def __init__(self, engine: Engine, batch: int = 20):
+        self.engine = engine
+        self.batch = max(1, batch)
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
+        self._thread.start()
+
+    def lookup(self, sop_uid: str) -> str | None:
+        """Archive path of an indexed instance, or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(instance.c.path).where(instance.c.SOPInstanceUID == sop_uid)).scalar()
+
+    def submit(self, rec: IndexRecord) -> Future:
+        fut: Future = Future()
+        self._queue.put((rec, fut))
+        return fut
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+
+    def _commit(self, batch: list) -> None:
+        try:
+            with self.engine.begin() as conn:
+                results = [index_one(conn, rec) for rec, _ in batch]
+        except Exception:
+            if len(batch) == 1:
+                log.exception("index commit failed")
+                batch[0][1].set_exception(RuntimeError("the archive index could not be written"))
+                return
+            # One bad record must not fail the others: retry one by one.
+            for one in batch:
+                self._commit([one])
+            return
+        for (rec, fut), inserted in zip(batch, results):
+            fut.set_result(inserted)
+        events.publish("instances-added", [rec.instance["SOPInstanceUID"] for (rec, _), ok in zip(batch, results) if ok])

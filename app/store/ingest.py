@@ -1,0 +1,199 @@
+"""The one store pipeline. C-STORE, folder import and (later) media import and C-MOVE/C-GET
+results all come through ``Ingest.store``, whose result carries the DIMSE status.
+
+Order of work (DESIGN.md, "Receive"): parse the header only -> check the four UIDs ->
+duplicate? -> free space -> temp file + fsync -> link into the archive + fsync the folder
+-> index row committed (group commit) -> only then success.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from app.dicom import charsets, statuses
+from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
+from app.dicom.uids import is_valid_uid
+from app.store.files import FileStore, OutOfSpace, relative_path
+from app.store.index_writer import IndexRecord, IndexWriter
+from app.store.schema import attribute_columns
+
+log = logging.getLogger(__name__)
+
+REQUIRED_UIDS = (
+    ("SOPClassUID", "SOP Class UID"),
+    ("StudyInstanceUID", "Study Instance UID"),
+    ("SeriesInstanceUID", "Series Instance UID"),
+    ("SOPInstanceUID", "SOP Instance UID"),
+)
+
+
+@dataclass
+class StoreResult:
+    status: int
+    comment: str = ""
+    duplicate: bool = False
+    sop_instance_uid: str | None = None
+    path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == statuses.SUCCESS
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, comment: str):
+        super().__init__(comment)
+        self.status = status
+        self.comment = comment
+
+
+def _values(ds: Dataset, path: tuple[str, ...]) -> str | None:
+    if len(path) == 1:
+        return charsets.text(ds, path[0])
+    seq_kw, item_kw = path
+    try:
+        seq = ds.get(seq_kw)
+    except Exception:
+        return None
+    if not seq:
+        return None
+    vals = [v for item in seq if (v := charsets.text(item, item_kw))]
+    return "\\".join(vals) or None
+
+
+def _level_values(ds: Dataset, level: str) -> dict[str, str | None]:
+    from app.dicom.qr_attributes import stored_at
+    out = {}
+    for attr in stored_at(level):
+        if attr.column in _COLUMNS[level]:
+            out[attr.column] = _values(ds, attr.path)
+    return out
+
+
+_COLUMNS = {level: set(attribute_columns(level)) for level in ("patient", "study", "series", "instance")}
+
+
+def check_uids(ds: Dataset, sop_class: str | None, sop_instance: str | None) -> dict[str, str]:
+    """Minimal header validation of spec §4.2.1.4.1.3, plus UID syntax (UIDs name files)."""
+    uids = {}
+    for keyword, name in REQUIRED_UIDS:
+        value = ds.get(keyword)
+        value = str(value).strip("\x00 ") if value is not None else ""
+        if not value:
+            raise Rejected(statuses.DATASET_DOES_NOT_MATCH, f"{name} is missing")
+        if not is_valid_uid(value):
+            raise Rejected(statuses.DATASET_DOES_NOT_MATCH, f"{name} is not a valid UID: {value[:70]!r}")
+        uids[keyword] = value
+    if sop_class and uids["SOPClassUID"] != sop_class:
+        raise Rejected(statuses.DATASET_DOES_NOT_MATCH,
+                       f"SOP Class UID {uids['SOPClassUID']} differs from the request's {sop_class}")
+    if sop_instance and uids["SOPInstanceUID"] != sop_instance:
+        raise Rejected(statuses.DATASET_DOES_NOT_MATCH,
+                       f"SOP Instance UID {uids['SOPInstanceUID']} differs from the request's {sop_instance}")
+    return uids
+
+
+class Ingest:
+    def __init__(self, files: FileStore, writer: IndexWriter):
+        self.files = files
+        self.writer = writer
+
+    def store(self, raw: bytes | memoryview, transfer_syntax: str, *, source_aet: str | None = None,
+              sop_class: str | None = None, sop_instance: str | None = None) -> StoreResult:
+        """Store one encoded dataset (no file meta) in ``transfer_syntax``."""
+        try:
+            return self._store(raw, transfer_syntax, source_aet, sop_class, sop_instance)
+        except Rejected as exc:
+            log.warning("rejected instance %s from %s: %s", sop_instance or "?", source_aet or "import", exc.comment)
+            return StoreResult(exc.status, exc.comment, sop_instance_uid=sop_instance)
+        except Exception as exc:  # never let one dataset take the node down
+            log.exception("could not store instance %s from %s", sop_instance or "?", source_aet or "import")
+            return StoreResult(statuses.STORE_FAILED, f"could not store: {exc}"[:64], sop_instance_uid=sop_instance)
+
+    def _store(self, raw, transfer_syntax, source_aet, sop_class, sop_instance) -> StoreResult:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = parse_header(raw, transfer_syntax)
+        except Exception as exc:
+            raise Rejected(statuses.CANNOT_UNDERSTAND, f"dataset cannot be parsed: {exc}"[:64]) from exc
+        uids = check_uids(ds, sop_class, sop_instance)
+        sop_uid = uids["SOPInstanceUID"]
+        if bad := charsets.unsupported(ds):
+            log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
+                        sop_uid, ", ".join(bad))
+
+        existing = self.writer.lookup(sop_uid)
+        if existing is not None:
+            # spec §4.2.1.4.1.4: keep what we have, ignore the new one
+            log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
+            return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
+                               self.files.absolute(existing))
+
+        meta = file_meta_bytes(uids["SOPClassUID"], sop_uid, transfer_syntax, source_aet)
+        try:
+            self.files.check_space(len(meta) + len(raw))
+        except OutOfSpace as exc:
+            raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
+
+        rel = relative_path(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop_uid)
+        try:
+            tmp = self.files.write_temp([meta, raw])
+        except OSError as exc:
+            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
+            raise
+        try:
+            if not self.files.publish(tmp, rel, replace=False):
+                # A file with this name but no index row: left by a crash before the commit,
+                # never acknowledged. The new copy replaces it.
+                if self.writer.lookup(sop_uid) is not None:
+                    log.info("duplicate SOP Instance UID %s (concurrent): kept the stored instance", sop_uid)
+                    return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
+                                       self.files.absolute(rel))
+                self.files.publish(tmp, rel, replace=True)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+        record = IndexRecord(
+            patient=_level_values(ds, "patient"),
+            study=_level_values(ds, "study"),
+            series=_level_values(ds, "series"),
+            instance={**_level_values(ds, "instance"),
+                      "SourceApplicationEntityTitle": source_aet,
+                      "TransferSyntaxUID": transfer_syntax,
+                      "SpecificCharacterSet": "\\".join(charsets.declared(ds)) or None,
+                      "path": rel, "size": len(meta) + len(raw)},
+        )
+        try:
+            inserted = self.writer.submit(record).result()
+        except Exception:
+            self.files.remove(rel)  # not acknowledged: leave nothing behind
+            raise
+        if not inserted:
+            log.info("duplicate SOP Instance UID %s (concurrent): kept the stored instance", sop_uid)
+            return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
+                               self.files.absolute(rel))
+        return StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(rel))
+
+    def store_file(self, path: Path) -> StoreResult:
+        """Import one file (Part 10, or a bare dataset in Implicit VR Little Endian)."""
+        from pydicom.uid import ImplicitVRLittleEndian
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return StoreResult(statuses.CANNOT_UNDERSTAND, f"cannot read: {exc.strerror}")
+        try:
+            meta, offset = split_part10(data)
+        except Exception as exc:
+            return StoreResult(statuses.CANNOT_UNDERSTAND, f"not a DICOM file: {exc}"[:64])
+        ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ImplicitVRLittleEndian
+        if not ts:
+            return StoreResult(statuses.CANNOT_UNDERSTAND, "file meta has no Transfer Syntax UID")
+        source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
+        return self.store(memoryview(data)[offset:], ts, source_aet=source)

@@ -1,0 +1,96 @@
+"""Index tables. Columns are named after DICOM keywords so a row is a DICOM answer.
+
+Each level's attribute columns come from spec Table 4-48 (app.dicom.qr_attributes); counts,
+Modalities in Study, Retrieve AE Title and Instance Availability are computed at query time,
+so there is no derived state to keep in step.
+"""
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
+    String, Table, Text, UniqueConstraint, func,
+)
+
+from app.dicom.qr_attributes import stored_at
+
+COMPUTED = frozenset({
+    "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries",
+    "NumberOfSeriesRelatedInstances", "ModalitiesInStudy", "RetrieveAETitle",
+    "InstanceAvailability",
+})
+
+# Columns that searches use; indexed.
+_INDEXED = {"PatientName", "PatientID", "AccessionNumber", "StudyDate", "Modality",
+            "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "StudyID"}
+
+metadata = MetaData()
+
+
+def attribute_columns(level: str) -> list[str]:
+    return [a.column for a in stored_at(level) if a.column not in COMPUTED]
+
+
+def _attr_columns(level: str, unique: set[str]) -> list[Column]:
+    cols = []
+    for name in attribute_columns(level):
+        cols.append(Column(name, Text, nullable=name not in unique, unique=name in unique,
+                           index=name in _INDEXED and name not in unique))
+    return cols
+
+
+patient = Table(
+    "patient", metadata,
+    Column("id", Integer, primary_key=True),
+    # (PatientID, IssuerOfPatientID) identify a patient; NULLs are stored as '' so the
+    # unique constraint holds on every database.
+    *_attr_columns("patient", set()),
+    UniqueConstraint("PatientID", "IssuerOfPatientID", name="uq_patient_identity"),
+)
+
+study = Table(
+    "study", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patient_id", Integer, ForeignKey("patient.id", ondelete="CASCADE"), nullable=False, index=True),
+    *_attr_columns("study", {"StudyInstanceUID"}),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+series = Table(
+    "series", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_id", Integer, ForeignKey("study.id", ondelete="CASCADE"), nullable=False, index=True),
+    *_attr_columns("series", {"SeriesInstanceUID"}),
+)
+
+instance = Table(
+    "instance", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), nullable=False, index=True),
+    *_attr_columns("instance", {"SOPInstanceUID"}),
+    Column("TransferSyntaxUID", String(64), nullable=False),
+    Column("SpecificCharacterSet", Text),
+    Column("path", Text, nullable=False),  # relative to the archive folder
+    Column("size", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+remote_node = Table(
+    "remote_node", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("aet", String(16), nullable=False, index=True),
+    Column("host", Text, nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("roles", Text, nullable=False),  # comma-separated services, spec §4.4.1.3
+    Column("tls", Integer, nullable=False, default=0),
+    Column("certificate", LargeBinary),  # pinned certificate (PEM), spec §4.4.1.1
+    Column("cert_sha256", String(64)),
+    Column("comment", Text),
+)
+
+# Bumped whenever the remote node table changes, so a running node reloads it cheaply.
+config_version = Table(
+    "config_version", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+Index("ix_study_date_patient", study.c.StudyDate, study.c.patient_id)
