@@ -42,6 +42,7 @@ def _why_not(assoc, host: str, port: int, aet: str) -> str:
         return (f"{aet}@{host}:{port} rejected the association "
                 f"(result {rsp.result}, source {rsp.result_source}, reason {rsp.diagnostic}): "
                 "check that this node's AE title is configured there")
-    if assoc.is_aborted:
-        return f"{aet}@{host}:{port} aborted the association (TLS or protocol mismatch?)"
-    return f"cannot connect to {aet}@{host}:{port}: is it running and reachable?"
+    if assoc.acceptor.primitive is None:
+        return (f"cannot connect to {aet}@{host}:{port}: is it running and reachable, "
+                "and (for TLS) does it trust our certificate?")
+    return f"{aet}@{host}:{port} aborted the association"

@@ -192,6 +192,9 @@ class Ingest:
             meta, offset = split_part10(data)
         except Exception as exc:
             return StoreResult(statuses.CANNOT_UNDERSTAND, f"not a DICOM file: {exc}"[:64])
+        if meta is None and (len(data) < 8 or int.from_bytes(data[:2], "little") not in (0x0002, 0x0008)):
+            # No Part 10 header, and no dataset starting with group 0008 either.
+            return StoreResult(statuses.CANNOT_UNDERSTAND, "not a DICOM file")
         ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ImplicitVRLittleEndian
         if not ts:
             return StoreResult(statuses.CANNOT_UNDERSTAND, "file meta has no Transfer Syntax UID")

@@ -1,0 +1,97 @@
+"""The archive through the real command line: import, ls, nodes, config."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pydicom.data import get_testdata_file, get_testdata_files
+
+from tests.conftest import ROOT, lightbox, ls_json
+
+
+def test_import_dicomdir_then_ls_every_level(home):
+    out = lightbox(home, "import", "--json", get_testdata_file("DICOMDIR"))
+    summary = json.loads(out.stdout)
+    assert summary["imported"] == 31 and summary["rejected"] == []
+    studies = ls_json(home, "study")
+    assert len(studies) == 6
+    brain = [s for s in studies if s.get("StudyDescription") == "Brain-MRA"][0]
+    assert brain["NumberOfStudyRelatedInstances"] == 11
+    assert brain["ModalitiesInStudy"] == "MR"
+    assert brain["PatientName"] == "Doe^Peter"
+    patients = ls_json(home, "patient")
+    assert {p["PatientName"]: p["NumberOfPatientRelatedStudies"] for p in patients} == \
+        {"Doe^Peter": 4, "Doe^Archibald": 2}
+    series = ls_json(home, "series", f"StudyInstanceUID={brain['StudyInstanceUID']}")
+    assert sum(s["NumberOfSeriesRelatedInstances"] for s in series) == 11
+    # importing again finds everything present
+    again = json.loads(lightbox(home, "import", "--json", get_testdata_file("DICOMDIR")).stdout)
+    assert again["imported"] == 0 and again["already_present"] == 31
+
+
+def test_ls_matching(home):
+    lightbox(home, "import", get_testdata_file("DICOMDIR"))
+    assert {s["PatientName"] for s in ls_json(home, "study", "PatientName=doe^p*")} == {"Doe^Peter"}
+    assert len(ls_json(home, "study", "StudyDate=20010101")) == 2
+    assert len(ls_json(home, "study", "StudyDate=20020101-")) == 3
+    assert len(ls_json(home, "study", "0010,0020=77654033")) == 2
+    # a lower-level key filters the upper level (relational)
+    assert {s["ModalitiesInStudy"] for s in ls_json(home, "study", "Modality=CR")} == {"CR"}
+    bad = lightbox(home, "ls", "-k", "NoSuchKeyword=1", check=False)
+    assert bad.returncode != 0 and "cannot be searched" in bad.stderr
+
+
+def test_import_reports_rejections_per_file(home, tmp_path):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not dicom at all")
+    out = json.loads(lightbox(home, "import", "--json", str(junk), get_testdata_file("CT_small.dcm"),
+                              check=False).stdout)
+    assert out["imported"] == 1
+    assert out["rejected"] == [{"path": str(junk), "reason": "not a DICOM file"}]
+
+
+def test_import_missing_path_is_a_clear_error(home):
+    r = lightbox(home, "import", "/no/such/folder", check=False)
+    assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_nodes_add_list_remove(home):
+    lightbox(home, "nodes", "add", "PACS", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4242",
+             "--roles", "echo,store,find,move")
+    nodes = json.loads(lightbox(home, "nodes", "list", "--json").stdout)
+    assert nodes == [{"name": "PACS", "aet": "ORTHANC", "host": "127.0.0.1", "port": 4242,
+                      "roles": ["echo", "store", "find", "move"], "tls": False, "cert_sha256": None,
+                      "comment": None}]
+    dup = lightbox(home, "nodes", "add", "PACS", "--aet", "X", "--host", "h", "--port", "1", check=False)
+    assert dup.returncode == 2 and "exists" in dup.stderr
+    bad = lightbox(home, "nodes", "add", "BAD", "--aet", "WAY_TOO_LONG_AE_TITLE", "--host", "h",
+                   "--port", "1", check=False)
+    assert bad.returncode == 2 and "AE title" in bad.stderr
+    lightbox(home, "nodes", "remove", "PACS")
+    assert json.loads(lightbox(home, "nodes", "list", "--json").stdout) == []
+    assert lightbox(home, "nodes", "remove", "PACS", check=False).returncode == 2
+
+
+def test_nodes_echo_unreachable_says_what_to_check(home):
+    lightbox(home, "nodes", "add", "GONE", "--aet", "GONE", "--host", "127.0.0.1", "--port", "9")
+    r = lightbox(home, "nodes", "echo", "GONE", check=False)
+    assert r.returncode == 2 and "cannot connect" in r.stderr
+
+
+def test_config_cli(home):
+    assert lightbox(home, "config", "get", "node.max_pdu").stdout.strip() == "32768"
+    lightbox(home, "config", "set", "node.max_pdu", "65536")
+    assert lightbox(home, "config", "get", "node.max_pdu").stdout.strip() == "65536"
+    r = lightbox(home, "config", "set", "node.max_pdu", "9999999", check=False)
+    assert r.returncode == 2 and "maximum" in r.stderr
+    listing = json.loads(lightbox(home, "config", "list", "--json").stdout)
+    assert {"key": "node.max_associations", "value": 12, "default": 12, "set": False,
+            "help": listing[[i["key"] for i in listing].index("node.max_associations")]["help"]} in listing
+    lightbox(home, "config", "unset", "node.max_pdu")
+    assert lightbox(home, "config", "get", "node.max_pdu").stdout.strip() == "32768"
+
+
+def test_python_m_app_and_console_script_agree():
+    r = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.startswith("lightbox ")
