@@ -34,7 +34,10 @@ def _setup_logging(home: Path, verbose: bool, to_file: bool) -> None:
         fh.setFormatter(fmt)
         root.addHandler(fh)
     # pynetdicom logs every PDU at INFO/DEBUG; that costs throughput (CTK #746) and buries ours.
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # The node logs its protocol errors (to the log file); the other commands reword
+    # connection errors in their own messages.
+    quiet = logging.WARNING if to_file else logging.CRITICAL
+    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else quiet)
 
 
 def _archive(args):
@@ -145,13 +148,25 @@ def cmd_nodes(args) -> int:
     archive = _archive(args)
     try:
         if args.nodes_cmd == "add":
-            cert = args.cert.read_bytes() if args.cert else None
+            from app.net import tls
+            try:
+                cert = args.cert.read_bytes() if args.cert else None
+            except OSError as exc:
+                raise CliError(f"cannot read the certificate file {args.cert}: {exc.strerror or exc}") from None
+            pin = args.pin.strip().lower().replace(":", "") if args.pin else None
+            if pin and (len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin)):
+                raise CliError("--pin expects a SHA-256 thumbprint: 64 hex digits (colons allowed)")
             roles = tuple(args.roles.split(",")) if args.roles else nodes.ROLES
             node = nodes.add_node(archive.engine, nodes.RemoteNode(
-                args.name, args.aet, args.host, args.port, roles, args.tls, cert, args.pin, args.comment),
+                args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment),
                 replace=args.replace)
             print(f"added {node.name}: {node.aet}@{node.host}:{node.port}"
                   + (f" TLS, pinned SHA-256 {node.cert_sha256}" if node.cert_sha256 else " TLS" if node.tls else ""))
+            for note in tls.certificate_notes(cert):
+                print(f"note: {note}", file=sys.stderr)
+            if node.tls and not node.cert_sha256 and not archive.settings["tls.ca_file"]:
+                print("note: no certificate is pinned and tls.ca_file is not set, so no TLS peer can be "
+                      "trusted yet: add --cert FILE, or lightbox config set tls.ca_file FILE", file=sys.stderr)
         elif args.nodes_cmd == "list":
             found = nodes.list_nodes(archive.engine)
             if args.json:
@@ -183,14 +198,20 @@ def _echo(archive, name: str) -> int:
     ae = AE(ae_title=settings["node.aet"])
     configure_ae(ae, settings)
     kwargs = {}
+    ctx = None
     if node.tls:
         try:
-            kwargs["tls_args"] = (tls.client_context(settings, node.certificate), None)
+            ctx = tls.client_context(settings, node.certificate, pin=node.cert_sha256,
+                                     peer=f"node '{node.name}' ({node.aet}@{node.host}:{node.port})")
         except tls.TlsError as exc:
             raise CliError(str(exc)) from None
+        kwargs["tls_args"] = (ctx, None)
     try:
         status = verification.echo(ae, node.host, node.port, node.aet, **kwargs)
     except ConnectionError as exc:
+        if ctx is not None and getattr(ctx, "lightbox_error", None):
+            raise CliError(f"TLS connection to {node.aet}@{node.host}:{node.port} refused: "
+                           f"{ctx.lightbox_error}") from None
         raise CliError(str(exc)) from None
     print(f"C-ECHO {node.aet}@{node.host}:{node.port}: status 0x{status:04X}"
           + (" (success)" if status == 0 else ""))

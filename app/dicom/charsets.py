@@ -5,6 +5,7 @@ declared character set become '?' (spec §6), never an exception.
 """
 
 import logging
+import unicodedata
 import warnings
 
 from pydicom.dataset import Dataset
@@ -41,9 +42,18 @@ def unsupported(ds: Dataset) -> list[str]:
     return [t for t in declared(ds) if t not in SUPPORTED]
 
 
+# Control characters a DICOM text value may hold (PS3.5 §6.1.2.3: LF, FF, CR; TAB in the
+# text VRs); ESC only inside ISO 2022 escape sequences, which decoding has consumed.
+_ALLOWED_CONTROLS = frozenset("\t\n\r\f")
+
+
 def clean(text: str, ds: Dataset) -> str:
     """Make decoded text DICOM-conformant: illegal characters become '?' (spec §6)."""
     text = text.replace("\ufffd", REPLACEMENT).replace("\x00", "")
+    # C0/C1 control codes are in no character set of §6 (pydicom's Latin decoders map the
+    # bytes 0x80-0x9F to C1 controls instead of flagging them): they become '?' too.
+    text = "".join(REPLACEMENT if unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROLS else c
+                   for c in text)
     if all(t in _DEFAULT_ONLY for t in declared(ds)) and not text.isascii():
         # The default repertoire is 7-bit ASCII; pydicom would have read Latin-1.
         text = "".join(c if c.isascii() else REPLACEMENT for c in text)

@@ -9,16 +9,25 @@
   proposal and offer a finite window when the peer asks for an unlimited one (0).
   Pipelined requests queue in pynetdicom's DIMSE provider and are answered in order.
 
-Both only act for an ApplicationEntity that carries the ``lightbox_policy`` /
+* A connection that closes (or is aborted) before its A-ASSOCIATE-RQ arrived ends the
+  acceptor at once. pynetdicom keeps waiting for the request for the whole ACSE timeout
+  even though nothing can come any more, so every port probe (a monitoring check, a
+  'wait until it listens' loop) held one of node.max_associations for 30 s.
+
+All of them only act for an ApplicationEntity that carries the ``lightbox_policy`` /
 ``lightbox_async_window`` attributes; any other AE keeps pynetdicom's behaviour.
 """
 
+import time
+
 from pynetdicom import evt
 from pynetdicom.acse import ACSE
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import AsynchronousOperationsWindowNegotiation
 
 _original_negotiate = ACSE._negotiate_as_acceptor
 _original_async = ACSE._check_async_ops
+_original_receive_pdu = DULServiceProvider.receive_pdu
 
 
 def _negotiate_as_acceptor(self: ACSE) -> None:
@@ -44,6 +53,26 @@ def _check_async_ops(self: ACSE):
     return item
 
 
+def _receive_pdu(self: DULServiceProvider, wait: bool = False, timeout: float | None = None):
+    assoc = self.assoc
+    if (not wait or getattr(assoc.ae, "lightbox_policy", None) is None
+            or not assoc.is_acceptor or assoc.is_established):
+        return _original_receive_pdu(self, wait, timeout)
+    # The acceptor waiting for the A-ASSOCIATE-RQ: wait in short steps and stop once the
+    # DUL has shut down (every closing action of its state machine kills it).
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = 0.05 if deadline is None else min(0.05, max(0.0, deadline - time.monotonic()))
+        primitive = _original_receive_pdu(self, True, step)
+        if primitive is not None:
+            return primitive
+        if self._kill_thread:  # connection gone; take what it queued before dying, if anything
+            return _original_receive_pdu(self, False)
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+
+
 def install() -> None:
     ACSE._negotiate_as_acceptor = _negotiate_as_acceptor
     ACSE._check_async_ops = _check_async_ops
+    DULServiceProvider.receive_pdu = _receive_pdu

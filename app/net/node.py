@@ -52,6 +52,14 @@ class _Server(ThreadedAssociationServer):
     off the accept loop (a slow or hostile client must not stall everyone else)."""
 
     handshake_timeout = 5.0
+    # listen() backlog. socketserver's default of 5 drops the SYNs of a burst of callers
+    # (a PACS opening a dozen associations at once) and each dropped one waits 1 s to retry.
+    request_queue_size = 128
+    # Table 4-53 "timeout for TCP data" (timeouts.tcp_data): the longest silence allowed
+    # inside a PDU. pynetdicom reads the rest of a PDU with a blocking recv() and accepted
+    # sockets have no timeout, so a peer that sends half a PDU and then waits would hold its
+    # thread, and one of node.max_associations, forever.
+    data_timeout: float | None = None
 
     def server_bind(self) -> None:
         if self.socket.family == socket.AF_INET6:
@@ -64,22 +72,64 @@ class _Server(ThreadedAssociationServer):
     def get_request(self):
         sock, address = self.socket.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.data_timeout)
         return sock, address
 
     def process_request_thread(self, request, client_address) -> None:
+        # Runs in the connection's own thread: the accept loop never waits for a handshake.
         if self.ssl_context is not None:
+            before = getattr(self, "lightbox_before_handshake", None)
+            if before is not None:
+                try:
+                    before()  # trust newly pinned certificates before this handshake
+                except Exception:  # noqa: BLE001 - keep the trust we have
+                    log.exception("could not refresh the TLS trust; using the previous one")
+            address = client_address[0]
             try:
                 request.settimeout(self.handshake_timeout)
                 request = self.ssl_context.wrap_socket(request, server_side=True)
-                request.settimeout(None)
-            except (ssl.SSLError, OSError) as exc:
-                log.warning("TLS handshake with %s failed: %s", client_address[0], exc)
+                request.settimeout(self.data_timeout)
+            except Exception as exc:  # noqa: BLE001 - one bad client must never hurt the node
+                if tls.is_silent_close(exc):
+                    # port probes (and clients that dislike our certificate without saying so)
+                    log.info("connection from %s closed before the TLS handshake completed", address)
+                elif isinstance(exc, (ssl.SSLError, OSError)):
+                    log.warning("refused TLS connection from %s: %s", address,
+                                tls.explain(exc, peer_is_client=True))
+                else:
+                    log.exception("TLS handshake with %s failed", address)
                 try:
                     request.close()
                 except OSError:
                     pass
                 return
+        elif self._tls_client_on_plain_port(request, client_address):
+            return
         super().process_request_thread(request, client_address)
+
+    def _tls_client_on_plain_port(self, request, client_address) -> bool:
+        """A TLS ClientHello (record type 0x16; an A-ASSOCIATE-RQ starts with 0x01) on a plain
+        port: say so once, instead of pynetdicom's 'Unknown PDU type' lines."""
+        try:
+            request.settimeout(self.handshake_timeout)
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            first = b""  # silent or gone: pynetdicom's own timeouts deal with it
+        finally:
+            try:
+                request.settimeout(self.data_timeout)
+            except OSError:
+                pass
+        if first != b"\x16":
+            return False
+        log.warning("refused connection from %s: it starts a TLS handshake on the plain DICOM port %s; %s",
+                    client_address[0], self.server_address[1],
+                    getattr(self, "lightbox_tls_hint", "TLS is off here (tls.mode)"))
+        try:
+            request.close()
+        except OSError:
+            pass
+        return True
 
 
 class Node:
@@ -103,24 +153,36 @@ class Node:
     def _refresh(self) -> None:
         """Pick up edits of the settings file and of the remote node table."""
         with self._lock:
+            retrust = False
             mtime = self.archive.settings.mtime()
             if mtime != self._settings_mtime:
                 self._settings_mtime = mtime
                 try:
                     self.archive.reload_settings()
                     log.info("settings reloaded")
+                    retrust = True
                 except Exception as exc:
                     log.error("settings file not reloaded, keeping the previous settings: %s", exc)
             version = remote_nodes.version(self.archive.engine)
             if version != self._nodes_version:
                 self._nodes = remote_nodes.list_nodes(self.archive.engine)
                 self._nodes_version = version
+                retrust = True
+            if retrust:
                 self._update_tls_trust()
 
     def _update_tls_trust(self) -> None:
+        """New pins, a new CA file or certificate take effect for the next handshake."""
+        if not any(server.ssl_context is not None for server in self.servers):
+            return
+        try:
+            ctx = self._server_ssl()
+        except tls.TlsError as exc:
+            log.error("TLS settings not applied, keeping the previous ones: %s", exc)
+            return
         for server in self.servers:
             if server.ssl_context is not None:
-                server.ssl_context = self._server_ssl()
+                server.ssl_context = ctx
 
     def _server_ssl(self) -> ssl.SSLContext:
         return tls.server_context(self.archive.settings,
@@ -142,19 +204,42 @@ class Node:
             return REJECT_CALLING_AE
         sock = assoc.dul.socket.socket if assoc.dul.socket else None
         if isinstance(sock, ssl.SSLSocket):
-            der = sock.getpeercert(binary_form=True)
-            errors = []
-            for node in known or [None]:
-                try:
-                    tls.check_peer(der, peer_is_client=True, pin=node.cert_sha256 if node else None,
-                                   ca_file=self.archive.settings["tls.ca_file"] or None)
-                    break
-                except tls.TlsError as exc:
-                    errors.append(str(exc))
-            else:
-                log.warning("rejected TLS association from %s (%s): %s", calling, address, "; ".join(errors))
+            reason = self._tls_refusal(sock, known)
+            if reason:
+                log.warning("rejected TLS association from %s (%s): %s", calling, address, reason)
                 return REJECT_NO_REASON
         return None
+
+    def _tls_refusal(self, sock: ssl.SSLSocket, known: list) -> str | None:
+        """Why the caller's certificate does not authorise it, or None if it does (§4.4.1.1).
+
+        A caller whose AE title is a configured node must present that node's pinned
+        certificate (or, if it has none, one from a CA of tls.ca_file). An unknown caller (only
+        admitted with policy.check_calling_ae off) may present any pinned or CA-issued one."""
+        try:
+            der = sock.getpeercert(binary_form=True)
+            chain = tls.verified_chain(sock)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            return f"cannot read its certificate: {exc}"
+        ca_file = self.archive.settings["tls.ca_file"] or None
+        if known:  # pin -> the node(s) it belongs to; None: trust the CA file
+            candidates = {n.cert_sha256: f"node '{n.name}': " for n in known}
+        else:
+            candidates = {n.cert_sha256: "" for n in self._nodes if n.cert_sha256} | {None: ""}
+        errors: list[str] = []
+        for pin, whose in candidates.items():
+            try:
+                tls.check_peer(der, peer_is_client=True, pin=pin, ca_file=ca_file, chain=chain)
+                return None
+            except tls.TlsError as exc:
+                if whose + str(exc) not in errors:
+                    errors.append(whose + str(exc))
+            except Exception as exc:  # noqa: BLE001 - a malformed certificate is a refusal
+                return f"unreadable certificate: {exc}"
+        if "Extended Key Usage" in errors[0] or known:
+            return "; ".join(errors)
+        return ("its AE title is not a configured node and its certificate is neither pinned for any node "
+                "nor issued by a CA of tls.ca_file; " + tls.PIN_HINT)
 
     # -- lifecycle ------------------------------------------------------------------------
     def _listeners(self) -> dict[tuple[str, int], list[str]]:
@@ -185,18 +270,39 @@ class Node:
         bind_host = host or "::"
         mode = settings["tls.mode"]
         secure = self._server_ssl() if mode != "off" else None
+        if secure is not None and not settings["tls.ca_file"] and not any(n.certificate for n in self._nodes):
+            log.warning("TLS is on but no remote node has a pinned certificate and tls.ca_file is not set: "
+                        "every TLS caller will be refused until one is (lightbox nodes add NAME --aet AET "
+                        "--host HOST --port PORT --tls --cert FILE)")
         listening = []
-        for (aet, port), services in self._listeners().items():
+        groups = self._listeners()
+        tls_group = None
+        if mode == "also":
+            # One TLS port (tls.port) for the AE on node.port; services with a port of their own
+            # stay plain unless tls.mode is "only".
+            tls_group = next((g for g in groups if g[1] == self.setting("node.port")), next(iter(groups)))
+            clash = [g for g in groups if g[1] == settings["tls.port"]]
+            if clash:
+                raise tls.TlsError(f"tls.port {settings['tls.port']} is also a plain DICOM port; with "
+                                   "tls.mode = also choose another one (lightbox config set tls.port N)")
+            for aet, port in groups:
+                if (aet, port) != tls_group:
+                    log.warning("%s on port %d has no TLS listener in tls.mode = also; "
+                                "use tls.mode = only to secure every port", aet, port)
+        for (aet, port), services in groups.items():
             contexts = [build_context(uid, list(ts)) for s in services for uid, ts in SERVICE_CONTEXTS[s]()]
             plans = []
             if mode == "only":
                 plans.append((port, secure))
             else:
                 plans.append((port, None))
-                if mode == "also":
+                if (aet, port) == tls_group:
                     plans.append((settings["tls.port"], secure))
             for p, ctx in plans:
                 server = self._make_server(ae, bind_host, p, aet, contexts, ctx, handlers, explicit=bool(host))
+                server.lightbox_before_handshake = self._refresh
+                server.lightbox_tls_hint = (f"TLS is on port {settings['tls.port']}" if tls_group
+                                            else "TLS is off here (tls.mode = off)")
                 self.servers.append(server)
                 addr = server.server_address
                 listening.append(f"{aet} on {'[' + addr[0] + ']' if ':' in addr[0] else addr[0]}:{addr[1]}"
@@ -215,6 +321,7 @@ class Node:
                                         ssl_context=ssl_ctx, evt_handlers=handlers, server_class=_Server)
             else:
                 raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        server.data_timeout = self.archive.settings["timeouts.tcp_data"]
         thread = threading.Thread(target=server.serve_forever, name=f"listener-{aet}-{port}", daemon=True)
         thread.start()
         ae._servers.append(server)
@@ -229,8 +336,13 @@ class Node:
         if self.ae is None:
             return
         deadline = time.monotonic() + grace
-        while self.ae.active_associations and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            # Connections that never sent an A-ASSOCIATE-RQ (port probes, half-open
+            # sockets) have nothing in flight: they do not hold up the shutdown.
+            if not [a for a in self.ae.active_associations if a.is_established]:
+                break
             time.sleep(0.05)
         for assoc in self.ae.active_associations:
-            log.warning("aborting association with %s at shutdown", assoc.requestor.ae_title)
+            if assoc.is_established:
+                log.warning("aborting association with %s at shutdown", assoc.requestor.ae_title)
             assoc.abort()

@@ -9,7 +9,9 @@ duplicate? -> free space -> temp file + fsync -> link into the archive + fsync t
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +104,24 @@ class Ingest:
     def __init__(self, files: FileStore, writer: IndexWriter):
         self.files = files
         self.writer = writer
+        # SOP Instance UIDs being stored right now. Two associations sending one UID at once
+        # must not both pass the duplicate check: the second would overwrite the first's file
+        # (same path) or leave an unindexed copy (other study/series) behind.
+        self._in_flight: set[str] = set()
+        self._in_flight_changed = threading.Condition()
+
+    @contextmanager
+    def _exclusive(self, sop_uid: str):
+        with self._in_flight_changed:
+            while sop_uid in self._in_flight:
+                self._in_flight_changed.wait()
+            self._in_flight.add(sop_uid)
+        try:
+            yield
+        finally:
+            with self._in_flight_changed:
+                self._in_flight.discard(sop_uid)
+                self._in_flight_changed.notify_all()
 
     def store(self, raw: bytes | memoryview, transfer_syntax: str, *, source_aet: str | None = None,
               sop_class: str | None = None, sop_instance: str | None = None) -> StoreResult:
@@ -127,7 +147,11 @@ class Ingest:
         if bad := charsets.unsupported(ds):
             log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
                         sop_uid, ", ".join(bad))
+        with self._exclusive(sop_uid):
+            return self._store_new(ds, uids, raw, transfer_syntax, source_aet)
 
+    def _store_new(self, ds, uids, raw, transfer_syntax, source_aet) -> StoreResult:
+        sop_uid = uids["SOPInstanceUID"]
         existing = self.writer.lookup(sop_uid)
         if existing is not None:
             # spec §4.2.1.4.1.4: keep what we have, ignore the new one
@@ -175,10 +199,13 @@ class Ingest:
         except Exception:
             self.files.remove(rel)  # not acknowledged: leave nothing behind
             raise
-        if not inserted:
+        if not inserted:  # another process indexed it meanwhile
             log.info("duplicate SOP Instance UID %s (concurrent): kept the stored instance", sop_uid)
+            kept = self.writer.lookup(sop_uid)
+            if kept and kept != rel:
+                self.files.remove(rel)  # filed under another study/series: ours is an orphan
             return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
-                               self.files.absolute(rel))
+                               self.files.absolute(kept or rel))
         return StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(rel))
 
     def store_file(self, path: Path) -> StoreResult:
