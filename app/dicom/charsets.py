@@ -60,13 +60,14 @@ def clean(text: str, ds: Dataset) -> str:
     return text
 
 
-def text(ds: Dataset, keyword: str) -> str | None:
-    """The decoded, cleaned value of a string attribute; multi-values joined by '\\'."""
+def text(ds: Dataset, keyword: str | int) -> str | None:
+    """The decoded, cleaned value of a string attribute (by keyword or tag); multi-values
+    joined by '\\'."""
     with warnings.catch_warnings():
         # pydicom warns for every undecodable byte; we log once per dataset instead
         warnings.simplefilter("ignore")
         try:
-            value = ds.get(keyword)
+            value = ds.get(keyword) if isinstance(keyword, str) else (ds[keyword].value if keyword in ds else None)
         except Exception as exc:  # a broken element must not stop indexing
             log.warning("could not decode %s: %s", keyword, exc)
             return None

@@ -48,26 +48,44 @@ def insert_ignore(conn: Connection, table, values: dict) -> int:
     return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount
 
 
-def _get_or_create(conn: Connection, table, key: dict, values: dict) -> int:
+def _get_or_create(conn: Connection, table, key: dict, values: dict, cache: dict | None) -> int:
+    ck = (table.name, *key.values())
+    if cache is not None and ck in cache:
+        return cache[ck]
     where = [table.c[k] == v for k, v in key.items()]
     row = conn.execute(select(table.c.id).where(*where)).first()
     if row:
-        return row[0]
-    insert_ignore(conn, table, values)
-    return conn.execute(select(table.c.id).where(*where)).scalar_one()
+        rid = row[0]
+    else:
+        insert_ignore(conn, table, values)
+        rid = conn.execute(select(table.c.id).where(*where)).scalar_one()
+    if cache is not None:
+        if len(cache) > 10000:
+            cache.clear()
+        cache[ck] = rid
+    return rid
 
 
-def index_one(conn: Connection, rec: IndexRecord) -> bool:
-    """Index one instance; False if its SOP Instance UID was already indexed."""
+def index_one(conn: Connection, rec: IndexRecord, cache: dict | None = None) -> bool:
+    """Index one instance; False if its SOP Instance UID was already indexed.
+
+    ``cache`` maps patient/study/series keys to row ids: every instance of a series would
+    otherwise look the same three rows up again. A stale id (a row deleted meanwhile) makes
+    the insert fail, and the caller retries without the cache.
+    """
+    sop_uid = rec.instance["SOPInstanceUID"]
+    if conn.execute(select(instance.c.id).where(instance.c.SOPInstanceUID == sop_uid)).first():
+        return False  # a duplicate creates no patient/study/series rows either
     p = dict(rec.patient)
     # '' instead of NULL so (PatientID, Issuer) is unique on every database
     p["PatientID"] = p.get("PatientID") or ""
     p["IssuerOfPatientID"] = p.get("IssuerOfPatientID") or ""
-    pid = _get_or_create(conn, patient, {"PatientID": p["PatientID"], "IssuerOfPatientID": p["IssuerOfPatientID"]}, p)
+    pid = _get_or_create(conn, patient, {"PatientID": p["PatientID"], "IssuerOfPatientID": p["IssuerOfPatientID"]},
+                         p, cache)
     st = {**rec.study, "patient_id": pid}
-    stid = _get_or_create(conn, study, {"StudyInstanceUID": st["StudyInstanceUID"]}, st)
+    stid = _get_or_create(conn, study, {"StudyInstanceUID": st["StudyInstanceUID"]}, st, cache)
     se = {**rec.series, "study_id": stid}
-    seid = _get_or_create(conn, series, {"SeriesInstanceUID": se["SeriesInstanceUID"]}, se)
+    seid = _get_or_create(conn, series, {"SeriesInstanceUID": se["SeriesInstanceUID"]}, se, cache)
     return insert_ignore(conn, instance, {**rec.instance, "series_id": seid}) == 1
 
 
@@ -76,6 +94,7 @@ class IndexWriter:
         self.engine = engine
         self.batch = max(1, batch)
         self._queue: queue.Queue = queue.Queue()
+        self._ids: dict = {}  # only touched by the writer thread
         self._thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
         self._thread.start()
 
@@ -110,18 +129,22 @@ class IndexWriter:
                 batch.append(nxt)
             self._commit(batch)
 
-    def _commit(self, batch: list) -> None:
+    def _commit(self, batch: list, cached: bool = True) -> None:
         try:
             with self.engine.begin() as conn:
-                results = [index_one(conn, rec) for rec, _ in batch]
+                results = [index_one(conn, rec, self._ids if cached else None) for rec, _ in batch]
         except Exception:
+            self._ids.clear()
+            if cached:
+                self._commit(batch, cached=False)
+                return
             if len(batch) == 1:
                 log.exception("index commit failed")
                 batch[0][1].set_exception(RuntimeError("the archive index could not be written"))
                 return
             # One bad record must not fail the others: retry one by one.
             for one in batch:
-                self._commit([one])
+                self._commit([one], cached=False)
             return
         for (rec, fut), inserted in zip(batch, results):
             fut.set_result(inserted)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from app.dicom import charsets, statuses
@@ -22,6 +23,7 @@ from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
 from app.dicom.uids import is_valid_uid
 from app.store.files import FileStore, OutOfSpace, relative_path
 from app.store.index_writer import IndexRecord, IndexWriter
+from app.dicom.qr_attributes import stored_at
 from app.store.schema import attribute_columns
 
 log = logging.getLogger(__name__)
@@ -54,37 +56,42 @@ class Rejected(Exception):
         self.comment = comment
 
 
-def _values(ds: Dataset, path: tuple[str, ...]) -> str | None:
-    if len(path) == 1:
-        return charsets.text(ds, path[0])
-    seq_kw, item_kw = path
+def _path_tags(path: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(tag_for_keyword(k) for k in path)
+
+
+# level -> [(column, tag path)], from spec Table 4-48; tags looked up once, not per instance
+_LEVEL_TAGS = {
+    level: [(a.column, _path_tags(a.path)) for a in stored_at(level) if a.column in attribute_columns(level)]
+    for level in ("patient", "study", "series", "instance")
+}
+
+
+def _value(ds: Dataset, tags: tuple[int, ...]) -> str | None:
+    if len(tags) == 1:
+        return charsets.text(ds, tags[0])
     try:
-        seq = ds.get(seq_kw)
-    except Exception:
+        seq = ds[tags[0]].value
+        vals = [v for item in seq or () if tags[1] in item and (v := charsets.text(item, tags[1]))]
+    except Exception:  # a malformed sequence only loses this attribute
         return None
-    if not seq:
-        return None
-    vals = [v for item in seq if (v := charsets.text(item, item_kw))]
     return "\\".join(vals) or None
 
 
-def _level_values(ds: Dataset, level: str) -> dict[str, str | None]:
-    from app.dicom.qr_attributes import stored_at
-    out = {}
-    for attr in stored_at(level):
-        if attr.column in _COLUMNS[level]:
-            out[attr.column] = _values(ds, attr.path)
-    return out
-
-
-_COLUMNS = {level: set(attribute_columns(level)) for level in ("patient", "study", "series", "instance")}
+def _level_values(ds: Dataset, level: str, present: set[int]) -> dict[str, str | None]:
+    # Most of Table 4-48 is absent from any one instance: test membership in a plain set
+    # of the tags present before asking pydicom for a value.
+    return {column: _value(ds, tags) if tags[0] in present else None for column, tags in _LEVEL_TAGS[level]}
 
 
 def check_uids(ds: Dataset, sop_class: str | None, sop_instance: str | None) -> dict[str, str]:
     """Minimal header validation of spec §4.2.1.4.1.3, plus UID syntax (UIDs name files)."""
     uids = {}
     for keyword, name in REQUIRED_UIDS:
-        value = ds.get(keyword)
+        try:
+            value = ds.get(keyword)
+        except Exception as exc:
+            raise Rejected(statuses.CANNOT_UNDERSTAND, f"{name} cannot be read: {exc}"[:64]) from exc
         value = str(value).strip("\x00 ") if value is not None else ""
         if not value:
             raise Rejected(statuses.DATASET_DOES_NOT_MATCH, f"{name} is missing")
@@ -152,12 +159,9 @@ class Ingest:
 
     def _store_new(self, ds, uids, raw, transfer_syntax, source_aet) -> StoreResult:
         sop_uid = uids["SOPInstanceUID"]
-        existing = self.writer.lookup(sop_uid)
-        if existing is not None:
-            # spec §4.2.1.4.1.4: keep what we have, ignore the new one
-            log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
-            return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
-                               self.files.absolute(existing))
+        # Duplicates (spec §4.2.1.4.1.4: keep what we have, ignore the new one) are found
+        # where they cost nothing for new instances: link() refuses an existing path, and the
+        # index refuses a second row for a SOP Instance UID filed under another path.
 
         meta = file_meta_bytes(uids["SOPClassUID"], sop_uid, transfer_syntax, source_aet)
         try:
@@ -177,18 +181,19 @@ class Ingest:
                 # A file with this name but no index row: left by a crash before the commit,
                 # never acknowledged. The new copy replaces it.
                 if self.writer.lookup(sop_uid) is not None:
-                    log.info("duplicate SOP Instance UID %s (concurrent): kept the stored instance", sop_uid)
+                    log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
                     return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
                                        self.files.absolute(rel))
                 self.files.publish(tmp, rel, replace=True)
         finally:
             tmp.unlink(missing_ok=True)
 
+        present = {int(t) for t in ds.keys()}
         record = IndexRecord(
-            patient=_level_values(ds, "patient"),
-            study=_level_values(ds, "study"),
-            series=_level_values(ds, "series"),
-            instance={**_level_values(ds, "instance"),
+            patient=_level_values(ds, "patient", present),
+            study=_level_values(ds, "study", present),
+            series=_level_values(ds, "series", present),
+            instance={**_level_values(ds, "instance", present),
                       "SourceApplicationEntityTitle": source_aet,
                       "TransferSyntaxUID": transfer_syntax,
                       "SpecificCharacterSet": "\\".join(charsets.declared(ds)) or None,
@@ -199,8 +204,8 @@ class Ingest:
         except Exception:
             self.files.remove(rel)  # not acknowledged: leave nothing behind
             raise
-        if not inserted:  # another process indexed it meanwhile
-            log.info("duplicate SOP Instance UID %s (concurrent): kept the stored instance", sop_uid)
+        if not inserted:  # indexed before, under another study/series (or by another process)
+            log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
             kept = self.writer.lookup(sop_uid)
             if kept and kept != rel:
                 self.files.remove(rel)  # filed under another study/series: ours is an orphan
