@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -32,33 +32,57 @@ class IndexRecord:
     instance: dict
 
 
+_INSERT_IGNORE: dict[tuple[str, str], object] = {}
+
+
+def _insert_ignore_stmt(dialect: str, table):
+    """INSERT ... ON CONFLICT DO NOTHING, built once per table: executed with a parameter
+    dict it reuses SQLAlchemy's compiled form instead of compiling 60 columns per row."""
+    key = (dialect, table.name)
+    if key not in _INSERT_IGNORE:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        _INSERT_IGNORE[key] = insert(table).on_conflict_do_nothing()
+    return _INSERT_IGNORE[key]
+
+
 def insert_ignore(conn: Connection, table, values: dict) -> int:
     """INSERT that silently skips a row violating a unique constraint; returns rows inserted."""
     name = conn.dialect.name
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # other databases: plain insert, caller handles IntegrityError
+    if name not in ("sqlite", "postgresql"):  # other databases: plain insert in a savepoint
         try:
             with conn.begin_nested():
-                return conn.execute(table.insert().values(**values)).rowcount
+                return conn.execute(table.insert(), values).rowcount
         except IntegrityError:
             return 0
-    return conn.execute(insert(table).values(**values).on_conflict_do_nothing()).rowcount
+    return conn.execute(_insert_ignore_stmt(name, table), values).rowcount
+
+
+_ID_BY_UID = {
+    t.name: select(t.c.id).where(t.c[col] == bindparam("key"))
+    for t, col in ((study, "StudyInstanceUID"), (series, "SeriesInstanceUID"), (instance, "SOPInstanceUID"))
+}
+_PATIENT_ID = select(patient.c.id).where(patient.c.PatientID == bindparam("pid"),
+                                         patient.c.IssuerOfPatientID == bindparam("issuer"))
+
+
+def _find(conn: Connection, table, key: dict):
+    if table is patient:
+        return conn.execute(_PATIENT_ID, {"pid": key["PatientID"], "issuer": key["IssuerOfPatientID"]}).scalar()
+    (value,) = key.values()
+    return conn.execute(_ID_BY_UID[table.name], {"key": value}).scalar()
 
 
 def _get_or_create(conn: Connection, table, key: dict, values: dict, cache: dict | None) -> int:
     ck = (table.name, *key.values())
     if cache is not None and ck in cache:
         return cache[ck]
-    where = [table.c[k] == v for k, v in key.items()]
-    row = conn.execute(select(table.c.id).where(*where)).first()
-    if row:
-        rid = row[0]
-    else:
+    rid = _find(conn, table, key)
+    if rid is None:
         insert_ignore(conn, table, values)
-        rid = conn.execute(select(table.c.id).where(*where)).scalar_one()
+        rid = _find(conn, table, key)
     if cache is not None:
         if len(cache) > 10000:
             cache.clear()
@@ -74,7 +98,7 @@ def index_one(conn: Connection, rec: IndexRecord, cache: dict | None = None) -> 
     the insert fail, and the caller retries without the cache.
     """
     sop_uid = rec.instance["SOPInstanceUID"]
-    if conn.execute(select(instance.c.id).where(instance.c.SOPInstanceUID == sop_uid)).first():
+    if _find(conn, instance, {"SOPInstanceUID": sop_uid}) is not None:
         return False  # a duplicate creates no patient/study/series rows either
     p = dict(rec.patient)
     # '' instead of NULL so (PatientID, Issuer) is unique on every database
