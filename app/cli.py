@@ -5,39 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import logging.handlers
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from app import __version__
+from app import __version__, logs
 from app.config import Settings, SettingsError, data_home, settings_help
 
 
 class CliError(Exception):
     pass
-
-
-def _setup_logging(home: Path, verbose: bool, to_file: bool) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err = logging.StreamHandler(sys.stderr)
-    err.setFormatter(fmt)
-    err.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    root.addHandler(err)
-    if to_file:
-        (home / "logs").mkdir(parents=True, exist_ok=True)
-        fh = logging.handlers.RotatingFileHandler(home / "logs" / "lightbox.log", maxBytes=10 * 2**20,
-                                                  backupCount=5, encoding="utf-8")
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
-    # pynetdicom logs every PDU at INFO/DEBUG; that costs throughput (CTK #746) and buries ours.
-    # The node logs its protocol errors (to the log file); the other commands reword
-    # connection errors in their own messages.
-    quiet = logging.WARNING if to_file else logging.CRITICAL
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if verbose else quiet)
 
 
 def _archive(args):
@@ -53,8 +31,15 @@ def _print_json(obj) -> None:
 # -- node -------------------------------------------------------------------------------
 def cmd_node(args) -> int:
     from app.net.node import Node
+    from app.net.workers import Supervisor, default_workers
     archive = _archive(args)
-    node = Node(archive, aet=args.aet, port=args.port, host=args.host)
+    workers = args.workers if args.workers is not None else archive.settings["node.workers"]
+    workers = workers or default_workers()
+    if workers > 1:
+        node = Supervisor(archive, workers, aet=args.aet, port=args.port, host=args.host,
+                          db_url=args.db, verbose=args.verbose)
+    else:
+        node = Node(archive, aet=args.aet, port=args.port, host=args.host)
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -67,10 +52,12 @@ def cmd_node(args) -> int:
         for line in node.start():
             print(f"Lightbox node {line}", file=sys.stderr, flush=True)
     except Exception as exc:
+        node.stop(grace=0)
         archive.close()
         raise CliError(str(exc)) from None
     while not stop.wait(0.5):
-        pass
+        if workers > 1:
+            node.respawn_dead()
     node.stop()
     archive.close()
     print("Lightbox node stopped", file=sys.stderr, flush=True)
@@ -262,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--aet", help="AE title (default: setting node.aet)")
     s.add_argument("--port", type=int, help="port (default: setting node.port)")
     s.add_argument("--host", help="listen address (default: every IPv4 and IPv6 address)")
+    s.add_argument("--workers", type=int, help="worker processes (default: setting node.workers)")
     s.set_defaults(fn=cmd_node)
 
     s = sub.add_parser("import", help="import files, folders or DICOMDIRs into the archive")
@@ -314,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.home = data_home(args.home)
     fn = getattr(args, "fn", cmd_gui)
-    _setup_logging(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import))
+    logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import))
     try:
         return fn(args)
     except (CliError, SettingsError) as exc:

@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("node.max_pdu", 32768, "max PDU size we receive, bytes (Table 4-53)", 4096, MAX_PDU_LIMIT),
     Setting("node.max_associations", 12, "max parallel receiving associations (Table 4-53)", 1, 1000),
     Setting("node.max_matches", 100, "max matches returned for a query (Table 4-53)", 1, 1_000_000),
+    Setting("node.workers", 0, "worker processes of the headless node (0 = one per CPU core, 1 = threads only)", 0, 64),
     Setting("node.index_batch", 20, "instances collected before one database commit (Table 4-53)", 1, 1000),
     Setting("timeouts.association", 30, "s to accept/reject an association request (Table 4-53)", 1, 3600),
     Setting("timeouts.open_close", 30, "s to answer an association open/close request (Table 4-53)", 1, 3600),

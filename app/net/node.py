@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 §9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)   # permanent, service user, calling AE not recognised
 REJECT_NO_REASON = (0x01, 0x01, 0x01)    # permanent, service user, no reason given
+REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)  # transient, service provider (presentation), local limit exceeded
 
 SERVICE_CONTEXTS = {
     "verification": verification.scp_contexts,
@@ -132,10 +133,26 @@ class _Server(ThreadedAssociationServer):
         return True
 
 
+class _DispatchServer(_Server):
+    """A server that never listens: a worker process of app.net.workers gets connections
+    accepted by the supervisor and hands them in through ``process_request``."""
+
+    def server_bind(self) -> None:
+        pass
+
+    def server_activate(self) -> None:
+        pass
+
+
 class Node:
     def __init__(self, archive: Archive, *, aet: str | None = None, port: int | None = None,
-                 host: str | None = None):
+                 host: str | None = None, dispatch_only: bool = False, shared_load=None):
+        """``dispatch_only``: no listening sockets (a worker process; connections arrive by
+        ``dispatch``). ``shared_load``: (array, index) of per-worker association counts, so
+        node.max_associations holds across every worker process."""
         acse_hooks.install()
+        self.dispatch_only = dispatch_only
+        self.shared_load = shared_load
         self.archive = archive
         self.overrides = {"node.aet": aet, "node.port": port, "node.host": host}
         self.ae: AE | None = None
@@ -197,6 +214,13 @@ class Node:
             return REJECT_NO_REASON
         calling = request.calling_ae_title.strip()
         address = assoc.requestor.address
+        if self.shared_load is not None:
+            total = self.publish_load()
+            limit = self.archive.settings["node.max_associations"]
+            if total > limit:
+                log.warning("rejected association from %s (%s): %d associations open, the limit is %d "
+                            "(node.max_associations)", calling, address, total - 1, limit)
+                return REJECT_LOCAL_LIMIT
         known = [n for n in self._nodes if n.aet == calling]
         if self.archive.settings["policy.check_calling_ae"] and not known:
             log.warning("rejected association from %s (%s): calling AE not configured; "
@@ -240,6 +264,20 @@ class Node:
             return "; ".join(errors)
         return ("its AE title is not a configured node and its certificate is neither pinned for any node "
                 "nor issued by a CA of tls.ca_file; " + tls.PIN_HINT)
+
+    # -- worker processes -----------------------------------------------------------------
+    def publish_load(self) -> int:
+        """Write this process's open associations to the shared array; return the total."""
+        array, index = self.shared_load
+        array[index] = len([a for a in self.ae.active_associations if a.is_acceptor]) if self.ae else 0
+        return sum(array)
+
+    def dispatch(self, index: int, sock: socket.socket, address) -> None:
+        """Serve a connection the supervisor accepted on listener ``index``."""
+        server = self.servers[index]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(server.data_timeout)
+        server.process_request(sock, address)
 
     # -- lifecycle ------------------------------------------------------------------------
     def _listeners(self) -> dict[tuple[str, int], list[str]]:
@@ -312,6 +350,13 @@ class Node:
         return listening
 
     def _make_server(self, ae, host, port, aet, contexts, ssl_ctx, handlers, *, explicit: bool) -> _Server:
+        if self.dispatch_only:
+            server = ae.make_server((host, port), ae_title=aet, contexts=contexts, ssl_context=ssl_ctx,
+                                    evt_handlers=handlers, server_class=_DispatchServer)
+            server.data_timeout = self.archive.settings["timeouts.tcp_data"]
+            server.lightbox_explicit_host = explicit
+            ae._servers.append(server)
+            return server
         try:
             server = ae.make_server((host, port), ae_title=aet, contexts=contexts, ssl_context=ssl_ctx,
                                     evt_handlers=handlers, server_class=_Server)
@@ -331,7 +376,11 @@ class Node:
         """Stop accepting, let in-flight associations finish (bounded), then abort the rest."""
         grace = self.archive.settings["timeouts.storage"] if grace is None else grace
         for server in self.servers:
-            server.shutdown()
+            if isinstance(server, _DispatchServer):
+                server.server_close()  # never served: shutdown() would wait for serve_forever
+                self.ae._servers.remove(server)
+            else:
+                server.shutdown()
         self.servers.clear()
         if self.ae is None:
             return

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import errno
+import fcntl
+import zlib
+from contextlib import contextmanager
 import os
 import shutil
 import uuid
@@ -113,3 +116,30 @@ class FileStore:
 
     def remove(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
+
+
+class UidLocks:
+    """Exclusive access per SOP Instance UID, across threads and processes.
+
+    Two senders of one SOP Instance UID at once (two associations, two worker processes,
+    an import beside the node) must not both decide that the instance is new: the second
+    would overwrite the first's file, or leave an unindexed copy. The lock is held from the
+    link into the archive to the index commit. UIDs map onto 256 lock files; flock() locks
+    taken through separate open() calls exclude each other in one process too.
+    """
+
+    STRIPES = 256
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def hold(self, uid: str):
+        path = self.folder / f"{zlib.crc32(uid.encode()) % self.STRIPES:03d}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock

@@ -9,9 +9,7 @@ duplicate? -> free space -> temp file + fsync -> link into the archive + fsync t
 from __future__ import annotations
 
 import logging
-import threading
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from pydicom.dataset import Dataset
 from app.dicom import charsets, statuses
 from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
 from app.dicom.uids import is_valid_uid
-from app.store.files import FileStore, OutOfSpace, relative_path
+from app.store.files import FileStore, OutOfSpace, UidLocks, relative_path
 from app.store.index_writer import IndexRecord, IndexWriter
 from app.dicom.qr_attributes import stored_at
 from app.store.schema import attribute_columns
@@ -111,24 +109,7 @@ class Ingest:
     def __init__(self, files: FileStore, writer: IndexWriter):
         self.files = files
         self.writer = writer
-        # SOP Instance UIDs being stored right now. Two associations sending one UID at once
-        # must not both pass the duplicate check: the second would overwrite the first's file
-        # (same path) or leave an unindexed copy (other study/series) behind.
-        self._in_flight: set[str] = set()
-        self._in_flight_changed = threading.Condition()
-
-    @contextmanager
-    def _exclusive(self, sop_uid: str):
-        with self._in_flight_changed:
-            while sop_uid in self._in_flight:
-                self._in_flight_changed.wait()
-            self._in_flight.add(sop_uid)
-        try:
-            yield
-        finally:
-            with self._in_flight_changed:
-                self._in_flight.discard(sop_uid)
-                self._in_flight_changed.notify_all()
+        self.locks = UidLocks(files.root.parent / "locks")
 
     def store(self, raw: bytes | memoryview, transfer_syntax: str, *, source_aet: str | None = None,
               sop_class: str | None = None, sop_instance: str | None = None) -> StoreResult:
@@ -154,7 +135,7 @@ class Ingest:
         if bad := charsets.unsupported(ds):
             log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
                         sop_uid, ", ".join(bad))
-        with self._exclusive(sop_uid):
+        with self.locks.hold(sop_uid):
             return self._store_new(ds, uids, raw, transfer_syntax, source_aet)
 
     def _store_new(self, ds, uids, raw, transfer_syntax, source_aet) -> StoreResult:

@@ -196,7 +196,7 @@ def test_half_sent_requests_do_not_hold_association_slots(node_factory):
             s = socket.create_connection((node.host, node.port))
             s.sendall(rq[:40])
             held.append(s)
-        time.sleep(0.3)
+        time.sleep(1.0)  # every connection handed to a worker and counted
         out = echoscu(node)
         assert rejected(out.stdout) and "Local Limit Exceeded" in out.stdout, out.stdout
         # the half-sent requests are still open, yet the node answers again soon

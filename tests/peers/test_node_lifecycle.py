@@ -68,7 +68,9 @@ def test_sigterm_lets_an_inflight_association_finish(node, tmp_path):
         uids.append(ds.SOPInstanceUID)
     env_cmd = [dcmtk("storescu"), "-aec", "LIGHTBOX", "+sd", "127.0.0.1", str(node.port), str(src)]
     sender = subprocess.Popen(env_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.3)  # association is up and storing
+    deadline = time.monotonic() + 20
+    while not list((node.home / "archive").rglob("*.dcm")) and time.monotonic() < deadline:
+        time.sleep(0.02)  # wait until the association is storing
     rc = node.stop(signal.SIGTERM)
     out = sender.communicate(timeout=60)[0]
     assert rc == 0
