@@ -54,6 +54,7 @@ def _worker_main(home: str, db_url: str | None, overrides: dict, index: int, cha
     archive = Archive(Path(home), db_url)
     node = Node(archive, dispatch_only=True, shared_load=(load, index), **overrides)
     node.start()
+    chan.send(b"ready")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
@@ -140,14 +141,27 @@ class Supervisor:
 
     def start(self) -> list[str]:
         addrs, lines = self._plan()
-        for host, port, explicit in addrs:
-            self.listeners.append(self._listen(host, port, explicit))
         self.load = mp.get_context("spawn").Array("i", self.n, lock=False)
         self._recent = [[] for _ in range(self.n)]
         self.procs = [None] * self.n
         self.channels = [None] * self.n
         for i in range(self.n):
             self._spawn(i)
+        # Listen only once every worker can serve: a worker that cannot start (bad TLS
+        # files, an unreachable database) fails the start with its reason in the log.
+        for i, chan in enumerate(self.channels):
+            chan.settimeout(60)
+            try:
+                ready = chan.recv(16)
+            except OSError:
+                ready = b""
+            chan.settimeout(None)
+            if ready != b"ready":
+                self.stop(grace=0)
+                raise RuntimeError(f"worker process {i} did not start (exit code {self.procs[i].exitcode}); "
+                                   f"see {self.archive.home / 'logs' / 'lightbox.log'}")
+        for host, port, explicit in addrs:
+            self.listeners.append(self._listen(host, port, explicit))
         for index, sock in enumerate(self.listeners):
             self._selector.register(sock, selectors.EVENT_READ, index)
         self._thread = threading.Thread(target=self._accept_loop, name="accept", daemon=True)
@@ -216,17 +230,22 @@ class Supervisor:
         if self._thread:
             self._thread.join(5)
         for sock in self.listeners:
-            self._selector.unregister(sock)
+            try:
+                self._selector.unregister(sock)
+            except (KeyError, ValueError):
+                pass
             sock.close()
-        for proc in self.procs:
+        procs = [p for p in self.procs if p is not None]
+        for proc in procs:
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace + 10
-        for proc in self.procs:
+        for proc in procs:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
                 log.warning("worker %s did not stop in time; killing it", proc.name)
                 proc.kill()
                 proc.join(5)
         for chan in self.channels:
-            chan.close()
+            if chan is not None:
+                chan.close()
