@@ -134,6 +134,17 @@ def node_factory(tmp_path):
         n.kill()
 
 
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory):
+    """One node for the cases of a parametrized test (saves a node start per case)."""
+    home = tmp_path_factory.mktemp("shared") / "home"
+    home.mkdir()
+    lightbox(home, "config", "set", "policy.check_calling_ae", "false")
+    node = NodeProcess(home).start()
+    yield node
+    node.kill()
+
+
 @pytest.fixture
 def node(node_factory) -> NodeProcess:
     """A running node accepting any calling AE, AE title LIGHTBOX on a free port."""

@@ -14,7 +14,7 @@ import pytest
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, _config
 
-from conftest import NodeProcess, lightbox, ls_json
+from conftest import lightbox, ls_json
 from peerutil import (
     RawAssociation,
     archive_files,
@@ -32,16 +32,6 @@ from peerutil import (
 
 pytestmark = pytest.mark.peers
 
-
-@pytest.fixture(scope="module")
-def shared_node(tmp_path_factory):
-    """One node for the cases of a parametrized test (saves a node start per case)."""
-    home = tmp_path_factory.mktemp("shared") / "home"
-    home.mkdir()
-    lightbox(home, "config", "set", "policy.check_calling_ae", "false")
-    node = NodeProcess(home).start()
-    yield node
-    node.kill()
 
 VERIFICATION = "1.2.840.10008.1.1"
 _STATUS = re.compile(r"DIMSE Status\s*:\s*0x([0-9a-fA-F]{4})")

@@ -30,7 +30,7 @@ from pydicom.uid import (
 
 from app.dicom.sop_classes import storage_scp_classes
 from app.dicom.uids import is_valid_uid
-from conftest import NodeProcess, dcmtk, lightbox, ls_json
+from conftest import dcmtk, lightbox, ls_json
 from peerutil import (
     STORESCU_TS_OPTION,
     archive_files,
@@ -50,16 +50,6 @@ pytestmark = pytest.mark.peers
 
 REQUIRED_UIDS = ("SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 
-
-@pytest.fixture(scope="module")
-def shared_node(tmp_path_factory):
-    """One node for the cases of a parametrized test (saves a node start per case)."""
-    home = tmp_path_factory.mktemp("shared") / "home"
-    home.mkdir()
-    lightbox(home, "config", "set", "policy.check_calling_ae", "false")
-    node = NodeProcess(home).start()
-    yield node
-    node.kill()
 
 
 # -- association acceptance ---------------------------------------------------------------

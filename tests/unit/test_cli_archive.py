@@ -3,9 +3,8 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.data import get_testdata_file
 
 from tests.conftest import ROOT, lightbox, ls_json
 
