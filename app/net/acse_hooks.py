@@ -14,6 +14,12 @@
   even though nothing can come any more, so every port probe (a monitoring check, a
   'wait until it listens' loop) held one of node.max_associations for 30 s.
 
+* Reading a PDU (``AssociationSocket.recv``): pynetdicom reads in 4 kB steps into a growing
+  bytearray (some 130 calls for one 512 kB PDU, 6,800 for a mammogram) and reads as much as
+  the PDU length field claims. We read straight into a buffer of the announced size, and
+  refuse a PDU larger than our maximum PDU length (or 1 MiB for association PDUs) instead
+  of letting a peer make us allocate gigabytes.
+
 All of them only act for an ApplicationEntity that carries the ``lightbox_policy`` /
 ``lightbox_async_window`` attributes; any other AE keeps pynetdicom's behaviour.
 """
@@ -24,10 +30,12 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import AsynchronousOperationsWindowNegotiation
+from pynetdicom.transport import AssociationSocket
 
 _original_negotiate = ACSE._negotiate_as_acceptor
 _original_async = ACSE._check_async_ops
 _original_receive_pdu = DULServiceProvider.receive_pdu
+_original_recv = AssociationSocket.recv
 
 
 def _negotiate_as_acceptor(self: ACSE) -> None:
@@ -72,7 +80,34 @@ def _receive_pdu(self: DULServiceProvider, wait: bool = False, timeout: float | 
             return None
 
 
+_ASSOCIATION_PDU_LIMIT = 1 << 20
+
+
+def _recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
+    assoc = self.assoc
+    if getattr(assoc.ae, "lightbox_policy", None) is None or not assoc.is_acceptor:
+        return _original_recv(self, nr_bytes)
+    max_pdu = assoc.ae.maximum_pdu_size or 0
+    limit = max(max_pdu, _ASSOCIATION_PDU_LIMIT) if max_pdu else None
+    if limit is not None and nr_bytes > limit + 6:
+        raise OSError(f"the peer announced a PDU of {nr_bytes} bytes, more than our maximum "
+                      f"PDU length of {max_pdu} bytes")
+    buf = bytearray(nr_bytes)
+    view = memoryview(buf)
+    got = 0
+    sock = self.socket
+    while got < nr_bytes:
+        n = sock.recv_into(view[got:], nr_bytes - got)
+        if not n:  # connection closed: return what arrived, as pynetdicom does
+            del view
+            del buf[got:]
+            return buf
+        got += n
+    return buf
+
+
 def install() -> None:
     ACSE._negotiate_as_acceptor = _negotiate_as_acceptor
     ACSE._check_async_ops = _check_async_ops
     DULServiceProvider.receive_pdu = _receive_pdu
+    AssociationSocket.recv = _recv

@@ -309,3 +309,33 @@ def test_thirteenth_association_is_rejected_while_twelve_are_held(node):
         for assoc in held:
             assoc.release()
     assert wait_until(lambda: echoscu(node).returncode == 0, timeout=10)
+
+
+def test_pdu_longer_than_our_maximum_is_refused(shared_node):
+    """A P-DATA-TF announcing 200 MB (our maximum PDU length is 32 kB) is refused at its
+    header: the node does not buffer what the peer claims, and keeps serving."""
+    import struct
+    raw = RawAssociation(shared_node.host, shared_node.port)
+    try:
+        assert raw.associate(shared_node.aet, "RAWSCU", [(1, CTImageStorage, [ExplicitVRLittleEndian])]) == 0x02
+        raw.send(struct.pack(">BBL", 0x04, 0, 200 * 2**20))
+        sent, closed = 0, False
+        chunk = b"\0" * 65536
+        deadline = time.monotonic() + 10
+        while sent < 32 * 2**20 and time.monotonic() < deadline:
+            try:
+                raw.sock.sendall(chunk)
+                sent += len(chunk)
+            except OSError:
+                closed = True
+                break
+        assert closed, f"the node accepted {sent} bytes of an oversized PDU"
+    finally:
+        raw.close()
+    assert "more than our maximum PDU length" in shared_node.output() + _log(shared_node)
+    assert echoscu(shared_node).returncode == 0
+
+
+def _log(node) -> str:
+    path = node.home / "logs" / "lightbox.log"
+    return path.read_text(errors="replace") if path.exists() else ""
