@@ -20,7 +20,7 @@ from pynetdicom import AE, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import acse_hooks, storage, tls, verification
+from app.net import acse_hooks, reactors, storage, tls, verification
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
 
@@ -151,6 +151,7 @@ class Node:
         ``dispatch``). ``shared_load``: (array, index) of per-worker association counts, so
         node.max_associations holds across every worker process."""
         acse_hooks.install()
+        reactors.install()
         self.dispatch_only = dispatch_only
         self.shared_load = shared_load
         self.archive = archive
@@ -298,6 +299,7 @@ class Node:
         ae.require_called_aet = True
         ae.lightbox_policy = self.policy
         ae.lightbox_async_window = settings["policy.async_window"]
+        ae.lightbox_event_driven = True
         self.ae = ae
 
         handlers = [
