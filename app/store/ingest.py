@@ -27,10 +27,10 @@ from app.store.schema import attribute_columns
 log = logging.getLogger(__name__)
 
 REQUIRED_UIDS = (
-    ("SOPClassUID", "SOP Class UID"),
-    ("StudyInstanceUID", "Study Instance UID"),
-    ("SeriesInstanceUID", "Series Instance UID"),
-    ("SOPInstanceUID", "SOP Instance UID"),
+    (0x00080016, "SOPClassUID", "SOP Class UID"),
+    (0x0020000D, "StudyInstanceUID", "Study Instance UID"),
+    (0x0020000E, "SeriesInstanceUID", "Series Instance UID"),
+    (0x00080018, "SOPInstanceUID", "SOP Instance UID"),
 )
 
 
@@ -65,32 +65,31 @@ _LEVEL_TAGS = {
 }
 
 
-def _value(ds: Dataset, tags: tuple[int, ...]) -> str | None:
+def _value(reader: charsets.TextReader, tags: tuple[int, ...]) -> str | None:
     if len(tags) == 1:
-        return charsets.text(ds, tags[0])
+        return reader.text(tags[0])
     try:
-        seq = ds[tags[0]].value
-        vals = [v for item in seq or () if tags[1] in item and (v := charsets.text(item, tags[1]))]
+        seq = reader.ds[tags[0]].value
+        vals = [v for item in seq or () if (v := reader.text(tags[1], item))]
     except Exception:  # a malformed sequence only loses this attribute
         return None
     return "\\".join(vals) or None
 
 
-def _level_values(ds: Dataset, level: str, present: set[int]) -> dict[str, str | None]:
+def _level_values(reader: charsets.TextReader, level: str, present: set[int]) -> dict[str, str | None]:
     # Most of Table 4-48 is absent from any one instance: test membership in a plain set
-    # of the tags present before asking pydicom for a value.
-    return {column: _value(ds, tags) if tags[0] in present else None for column, tags in _LEVEL_TAGS[level]}
+    # of the tags present before asking for a value.
+    return {column: _value(reader, tags) if tags[0] in present else None for column, tags in _LEVEL_TAGS[level]}
 
 
-def check_uids(ds: Dataset, sop_class: str | None, sop_instance: str | None) -> dict[str, str]:
+def check_uids(reader: charsets.TextReader, sop_class: str | None, sop_instance: str | None) -> dict[str, str]:
     """Minimal header validation of spec §4.2.1.4.1.3, plus UID syntax (UIDs name files)."""
     uids = {}
-    for keyword, name in REQUIRED_UIDS:
+    for tag, keyword, name in REQUIRED_UIDS:
         try:
-            value = ds.get(keyword)
+            value = reader.text(tag) or ""
         except Exception as exc:
             raise Rejected(statuses.CANNOT_UNDERSTAND, f"{name} cannot be read: {exc}"[:64]) from exc
-        value = str(value).strip("\x00 ") if value is not None else ""
         if not value:
             raise Rejected(statuses.DATASET_DOES_NOT_MATCH, f"{name} is missing")
         if not is_valid_uid(value):
@@ -130,15 +129,16 @@ class Ingest:
                 ds = parse_header(raw, transfer_syntax)
         except Exception as exc:
             raise Rejected(statuses.CANNOT_UNDERSTAND, f"dataset cannot be parsed: {exc}"[:64]) from exc
-        uids = check_uids(ds, sop_class, sop_instance)
+        reader = charsets.TextReader(ds)
+        uids = check_uids(reader, sop_class, sop_instance)
         sop_uid = uids["SOPInstanceUID"]
-        if bad := charsets.unsupported(ds):
+        if bad := [t for t in reader.terms if t not in charsets.SUPPORTED]:
             log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
                         sop_uid, ", ".join(bad))
         with self.locks.hold(sop_uid):
-            return self._store_new(ds, uids, raw, transfer_syntax, source_aet)
+            return self._store_new(reader, uids, raw, transfer_syntax, source_aet)
 
-    def _store_new(self, ds, uids, raw, transfer_syntax, source_aet) -> StoreResult:
+    def _store_new(self, reader, uids, raw, transfer_syntax, source_aet) -> StoreResult:
         sop_uid = uids["SOPInstanceUID"]
         # Duplicates (spec §4.2.1.4.1.4: keep what we have, ignore the new one) are found
         # where they cost nothing for new instances: link() refuses an existing path, and the
@@ -169,15 +169,15 @@ class Ingest:
         finally:
             tmp.unlink(missing_ok=True)
 
-        present = {int(t) for t in ds.keys()}
+        present = set(reader.ds._dict)
         record = IndexRecord(
-            patient=_level_values(ds, "patient", present),
-            study=_level_values(ds, "study", present),
-            series=_level_values(ds, "series", present),
-            instance={**_level_values(ds, "instance", present),
+            patient=_level_values(reader, "patient", present),
+            study=_level_values(reader, "study", present),
+            series=_level_values(reader, "series", present),
+            instance={**_level_values(reader, "instance", present),
                       "SourceApplicationEntityTitle": source_aet,
                       "TransferSyntaxUID": transfer_syntax,
-                      "SpecificCharacterSet": "\\".join(charsets.declared(ds)) or None,
+                      "SpecificCharacterSet": "\\".join(reader.terms) or None,
                       "path": rel, "size": len(meta) + len(raw)},
         )
         try:
