@@ -113,6 +113,7 @@ def cmd_ls(args) -> int:
     from app.store.query import QueryError, search
     archive = _archive(args)
     try:
+        archive.settle()  # list what was acknowledged just before, too
         rows = search(archive.engine, args.level, _keys(args.key), limit=args.limit)
     except QueryError as exc:
         raise CliError(str(exc)) from None

@@ -16,11 +16,11 @@ import ssl
 import threading
 import time
 
-from pynetdicom import AE, build_context, evt
+from pynetdicom import AE, _config, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import acse_hooks, reactors, storage, tls, verification
+from app.net import acse_hooks, fast_responses, reactors, storage, tls, verification
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
 
@@ -152,6 +152,7 @@ class Node:
         node.max_associations holds across every worker process."""
         acse_hooks.install()
         reactors.install()
+        fast_responses.install()
         self.dispatch_only = dispatch_only
         self.shared_load = shared_load
         self.archive = archive
@@ -293,6 +294,10 @@ class Node:
     def start(self) -> list[str]:
         settings = self.archive.settings
         self._refresh()
+        # pynetdicom's standard handlers describe every PDU and DIMSE message for its INFO
+        # and DEBUG logs: only worth their cost when those are shown (lightbox -v).
+        _config.LOG_HANDLER_LEVEL = ("standard" if logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
+                                     else "none")
         ae = AE(ae_title=self.setting("node.aet"))
         configure_ae(ae, settings)
         ae.maximum_associations = settings["node.max_associations"]

@@ -10,6 +10,7 @@ from app.store.db import open_engine
 from app.store.files import FileStore
 from app.store.index_writer import IndexWriter
 from app.store.ingest import Ingest
+from app.store.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,24 @@ class Archive:
         self.settings = settings or Settings.load(home)
         self.engine = open_engine(home, db_url)
         self.files = FileStore(home, self.settings["storage.free_space_floor_mb"])
-        if n := self.files.clear_partial():
-            log.info("removed %d partial file(s) left by an interrupted write (never acknowledged)", n)
-        self.writer = IndexWriter(self.engine, self.settings["node.index_batch"])
-        self.ingest = Ingest(self.files, self.writer)
+        self.journal = Journal(home)
+        self.writer = IndexWriter(self.engine, self.files, self.settings["node.index_batch"])
+        self.ingest = Ingest(self.files, self.journal, self.writer)
+        self.adopt_orphans()
+
+    def adopt_orphans(self) -> int:
+        """Index what processes that died (kill -9, power cut) acknowledged but left in the
+        journal; drop their partial writes, which were never acknowledged."""
+        replayed, removed = self.journal.adopt_orphans(self.ingest.replay)
+        if removed:
+            log.info("removed %d partial file(s) left by an interrupted write (never acknowledged)", removed)
+        if replayed:
+            log.info("indexed %d received instance(s) an interrupted process had acknowledged", replayed)
+        return replayed
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every instance acknowledged so far is indexed (readers: ls, queries)."""
+        return self.journal.settle(timeout)
 
     def reload_settings(self) -> Settings:
         self.settings = Settings.load(self.home)
@@ -33,4 +48,5 @@ class Archive:
 
     def close(self) -> None:
         self.writer.close()
+        self.journal.close()
         self.engine.dispose()

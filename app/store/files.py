@@ -10,9 +10,9 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Iterable
 
 ARCHIVE = "archive"
-TMP = "tmp"
 
 
 class OutOfSpace(OSError):
@@ -48,21 +48,30 @@ def makedirs_durable(path: Path, stop: Path) -> None:
         fsync_dir(d.parent)
 
 
+def write_durably(path: Path, chunks, fd: int | None = None) -> None:
+    """Create ``path`` (never overwriting; or use ``fd``, an empty file open on it for
+    writing), write ``chunks`` and fsync; nothing left on error."""
+    if fd is None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
 class FileStore:
     def __init__(self, home: Path, free_space_floor_mb: int = 0):
         self.root = home / ARCHIVE
-        self.tmp = home / TMP
         self.floor = free_space_floor_mb * 1024 * 1024
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
-
-    def clear_partial(self) -> int:
-        """Remove temp files a crash left behind: they were never acknowledged."""
-        n = 0
-        for p in self.tmp.glob("*.part"):
-            p.unlink(missing_ok=True)
-            n += 1
-        return n
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
@@ -76,43 +85,30 @@ class FileStore:
     def absolute(self, rel: str) -> Path:
         return self.root / rel
 
-    def write_temp(self, chunks: list[bytes]) -> Path:
-        """Write and fsync a temp file in the data home (same file system as the archive)."""
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        return tmp
+    def link(self, source: Path, rel: str, *, replace: bool) -> bool:
+        """Give the durable file ``source`` its archive name (same file system, no copy).
 
-    def publish(self, tmp: Path, rel: str, *, replace: bool) -> bool:
-        """Move a fsynced temp file to its archive path, durably.
-
-        Returns False (and leaves the existing file alone) if the path is taken and
+        Returns False (and leaves the existing file alone) if the name is taken and
         ``replace`` is false: link() never overwrites, so two senders of one SOP Instance
-        UID cannot clobber each other.
+        UID cannot clobber each other. The caller makes the name durable with
+        :meth:`sync_folders` before it indexes the instance.
         """
         final = self.root / rel
         makedirs_durable(final.parent, self.root)
         if replace:
+            tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}")
+            os.link(source, tmp)
             os.replace(tmp, final)
-        else:
-            try:
-                os.link(tmp, final)
-            except FileExistsError:
-                return False
-            tmp.unlink()
-        fsync_dir(final.parent)
+            return True
+        try:
+            os.link(source, final)
+        except FileExistsError:
+            return False
         return True
+
+    def sync_folders(self, rels) -> None:
+        for folder in {(self.root / rel).parent for rel in rels}:
+            fsync_dir(folder)
 
     def remove(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
@@ -135,11 +131,16 @@ class UidLocks:
         folder.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def hold(self, uid: str):
-        path = self.folder / f"{zlib.crc32(uid.encode()) % self.STRIPES:03d}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    def hold(self, uids: Iterable[str]):
+        """Hold the locks of all ``uids`` (taken in one global order: no deadlock between
+        two holders of overlapping sets)."""
+        fds = []
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            for stripe in sorted({zlib.crc32(uid.encode()) % self.STRIPES for uid in uids}):
+                fd = os.open(self.folder / f"{stripe:03d}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+                fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # releases the lock
+            for fd in fds:
+                os.close(fd)  # releases the lock

@@ -1,15 +1,17 @@
 """The one store pipeline. C-STORE, folder import and (later) media import and C-MOVE/C-GET
 results all come through ``Ingest.store``, whose result carries the DIMSE status.
 
-Order of work (DESIGN.md, "Receive"): parse the header only -> check the four UIDs ->
-duplicate? -> free space -> temp file + fsync -> link into the archive + fsync the folder
--> index row committed (group commit) -> only then success.
+Order of work (DESIGN.md, "Receive"): parse the header only -> check the four UIDs -> free
+space -> journal entry written, fsynced, named (app.store.journal) -> success. The index
+writer then links the entry into the archive, fsyncs the folder and commits the index row
+(group commit); a duplicate SOP Instance UID is found there and keeps the stored instance.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from pydicom.dataset import Dataset
 from app.dicom import charsets, statuses
 from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
 from app.dicom.uids import is_valid_uid
-from app.store.files import FileStore, OutOfSpace, UidLocks, relative_path
+from app.store.files import FileStore, OutOfSpace, relative_path
 from app.store.index_writer import IndexRecord, IndexWriter
+from app.store.journal import Journal
 from app.dicom.qr_attributes import stored_at
 from app.store.schema import attribute_columns
 
@@ -41,6 +44,7 @@ class StoreResult:
     duplicate: bool = False
     sop_instance_uid: str | None = None
     path: Path | None = None
+    indexed: Future | None = None  # -> Indexed, once the archive name and index row are committed
 
     @property
     def ok(self) -> bool:
@@ -105,24 +109,39 @@ def check_uids(reader: charsets.TextReader, sop_class: str | None, sop_instance:
 
 
 class Ingest:
-    def __init__(self, files: FileStore, writer: IndexWriter):
+    def __init__(self, files: FileStore, journal: Journal, writer: IndexWriter):
         self.files = files
+        self.journal = journal
         self.writer = writer
-        self.locks = UidLocks(files.root.parent / "locks")
 
     def store(self, raw: bytes | memoryview, transfer_syntax: str, *, source_aet: str | None = None,
-              sop_class: str | None = None, sop_instance: str | None = None) -> StoreResult:
-        """Store one encoded dataset (no file meta) in ``transfer_syntax``."""
+              sop_class: str | None = None, sop_instance: str | None = None,
+              wait_indexed: bool = False) -> StoreResult:
+        """Store one encoded dataset (no file meta) in ``transfer_syntax``.
+
+        Returns once the instance is durable (in the journal): a success may be acknowledged.
+        ``wait_indexed``: also wait for the index commit, so ``duplicate`` and ``path`` are
+        known (import reports them; a C-STORE does not wait)."""
         try:
-            return self._store(raw, transfer_syntax, source_aet, sop_class, sop_instance)
+            result = self._store(raw, transfer_syntax, source_aet, sop_class, sop_instance, wait_indexed)
         except Rejected as exc:
             log.warning("rejected instance %s from %s: %s", sop_instance or "?", source_aet or "import", exc.comment)
             return StoreResult(exc.status, exc.comment, sop_instance_uid=sop_instance)
         except Exception as exc:  # never let one dataset take the node down
             log.exception("could not store instance %s from %s", sop_instance or "?", source_aet or "import")
             return StoreResult(statuses.STORE_FAILED, f"could not store: {exc}"[:64], sop_instance_uid=sop_instance)
+        if wait_indexed:
+            try:
+                indexed = result.indexed.result()
+            except Exception as exc:  # durable in the journal; indexed at the next start
+                log.error("instance %s is stored but not indexed yet: %s", result.sop_instance_uid, exc)
+            else:
+                result.duplicate = not indexed.inserted
+                result.path = self.files.absolute(indexed.path)
+        return result
 
-    def _store(self, raw, transfer_syntax, source_aet, sop_class, sop_instance) -> StoreResult:
+    def _prepare(self, raw, transfer_syntax, source_aet, sop_class, sop_instance) -> tuple[bytes, IndexRecord]:
+        """Header checks and index values: (file meta, index record) or Rejected."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -135,41 +154,8 @@ class Ingest:
         if bad := [t for t in reader.terms if t not in charsets.SUPPORTED]:
             log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
                         sop_uid, ", ".join(bad))
-        with self.locks.hold(sop_uid):
-            return self._store_new(reader, uids, raw, transfer_syntax, source_aet)
-
-    def _store_new(self, reader, uids, raw, transfer_syntax, source_aet) -> StoreResult:
-        sop_uid = uids["SOPInstanceUID"]
-        # Duplicates (spec §4.2.1.4.1.4: keep what we have, ignore the new one) are found
-        # where they cost nothing for new instances: link() refuses an existing path, and the
-        # index refuses a second row for a SOP Instance UID filed under another path.
-
         meta = file_meta_bytes(uids["SOPClassUID"], sop_uid, transfer_syntax, source_aet)
-        try:
-            self.files.check_space(len(meta) + len(raw))
-        except OutOfSpace as exc:
-            raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
-
-        rel = relative_path(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop_uid)
-        try:
-            tmp = self.files.write_temp([meta, raw])
-        except OSError as exc:
-            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
-                raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
-            raise
-        try:
-            if not self.files.publish(tmp, rel, replace=False):
-                # A file with this name but no index row: left by a crash before the commit,
-                # never acknowledged. The new copy replaces it.
-                if self.writer.lookup(sop_uid) is not None:
-                    log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
-                    return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
-                                       self.files.absolute(rel))
-                self.files.publish(tmp, rel, replace=True)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-        present = set(reader.ds._dict)
+        present = set(ds._dict)
         record = IndexRecord(
             patient=_level_values(reader, "patient", present),
             study=_level_values(reader, "study", present),
@@ -178,21 +164,43 @@ class Ingest:
                       "SourceApplicationEntityTitle": source_aet,
                       "TransferSyntaxUID": transfer_syntax,
                       "SpecificCharacterSet": "\\".join(reader.terms) or None,
-                      "path": rel, "size": len(meta) + len(raw)},
+                      "path": relative_path(uids["StudyInstanceUID"], uids["SeriesInstanceUID"], sop_uid),
+                      "size": len(meta) + len(raw)},
         )
+        return meta, record
+
+    def _store(self, raw, transfer_syntax, source_aet, sop_class, sop_instance, urgent) -> StoreResult:
+        meta, record = self._prepare(raw, transfer_syntax, source_aet, sop_class, sop_instance)
+        sop_uid = record.instance["SOPInstanceUID"]
         try:
-            inserted = self.writer.submit(record).result()
-        except Exception:
-            self.files.remove(rel)  # not acknowledged: leave nothing behind
+            self.files.check_space(len(meta) + len(raw))
+        except OutOfSpace as exc:
+            raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
+        try:
+            entry = self.journal.write([meta, raw])
+        except OSError as exc:
+            if exc.errno in (28, 122):  # ENOSPC, EDQUOT
+                raise Rejected(statuses.OUT_OF_RESOURCES, f"out of disk space: {exc.strerror}"[:64]) from exc
             raise
-        if not inserted:  # indexed before, under another study/series (or by another process)
-            log.info("duplicate SOP Instance UID %s from %s: kept the stored instance", sop_uid, source_aet or "import")
-            kept = self.writer.lookup(sop_uid)
-            if kept and kept != rel:
-                self.files.remove(rel)  # filed under another study/series: ours is an orphan
-            return StoreResult(statuses.SUCCESS, "duplicate: kept the stored instance", True, sop_uid,
-                               self.files.absolute(kept or rel))
-        return StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(rel))
+        # Durable: the index writer gives it its archive name and index row (a duplicate SOP
+        # Instance UID keeps the stored instance, spec §4.2.1.4.1.4, and is logged there).
+        return StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(record.instance["path"]),
+                           indexed=self.writer.submit(record, entry, urgent=urgent))
+
+    def replay(self, entry: Path) -> bool:
+        """Index a journal entry a dead process acknowledged but did not index."""
+        try:
+            data = entry.read_bytes()
+            meta, offset = split_part10(data)
+            ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+            source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
+            _, record = self._prepare(memoryview(data)[offset:], ts, source, None, None)
+            self.writer.submit(record, entry, urgent=True).result()
+            return True
+        except Exception as exc:  # noqa: BLE001 - leave the entry for the next attempt
+            log.error("could not index the received instance in %s (kept there; retried at the next start): %s",
+                      entry, exc)
+            return False
 
     def store_file(self, path: Path) -> StoreResult:
         """Import one file (Part 10, or a bare dataset in Implicit VR Little Endian)."""
@@ -212,4 +220,4 @@ class Ingest:
         if not ts:
             return StoreResult(statuses.CANNOT_UNDERSTAND, "file meta has no Transfer Syntax UID")
         source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
-        return self.store(memoryview(data)[offset:], ts, source_aet=source)
+        return self.store(memoryview(data)[offset:], ts, source_aet=source, wait_indexed=True)

@@ -109,7 +109,19 @@ def ls_utf8(home: Path, level: str) -> list[dict]:
     return json.loads(ls_raw(home, level, env).decode("utf-8"))
 
 
+def journal_entries(home: Path) -> list[Path]:
+    """Acknowledged instances not archived and indexed yet (app.store.journal)."""
+    return sorted((home / "journal").glob("*/*.dcm"))
+
+
+def partial_writes(home: Path) -> list[Path]:
+    """Journal files with data that were never completed (empty ones are spares made ahead)."""
+    return sorted(p for p in (home / "journal").glob("*/*.part") if p.stat().st_size)
+
+
 def archive_files(home: Path) -> list[Path]:
+    """The archive's files once every acknowledged instance has been archived."""
+    wait_until(lambda: not journal_entries(home), timeout=10)
     return sorted(p for p in (home / "archive").rglob("*") if p.is_file())
 
 
