@@ -23,6 +23,16 @@ def _archive(args):
     return Archive(args.home, args.db)
 
 
+def _engine(args):
+    from app.store.db import open_engine
+    return open_engine(args.home, args.db)
+
+
+def _audit(engine, action: str, detail: str) -> None:
+    from app.store import audit, users
+    audit.log(engine, users.os_actor(), action, detail)
+
+
 def _print_json(obj) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
@@ -148,6 +158,7 @@ def cmd_nodes(args) -> int:
             node = nodes.add_node(archive.engine, nodes.RemoteNode(
                 args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment),
                 replace=args.replace)
+            _audit(archive.engine, "node-add", f"{node.name}: {node.aet}@{node.host}:{node.port}")
             print(f"added {node.name}: {node.aet}@{node.host}:{node.port}"
                   + (f" TLS, pinned SHA-256 {node.cert_sha256}" if node.cert_sha256 else " TLS" if node.tls else ""))
             for note in tls.certificate_notes(cert):
@@ -165,6 +176,7 @@ def cmd_nodes(args) -> int:
         elif args.nodes_cmd == "remove":
             if not nodes.remove_node(archive.engine, args.name):
                 raise CliError(f"no node named '{args.name}'")
+            _audit(archive.engine, "node-remove", args.name)
             print(f"removed {args.name}")
         elif args.nodes_cmd == "echo":
             return _echo(archive, args.name)
@@ -215,10 +227,12 @@ def cmd_config(args) -> int:
     elif args.config_cmd == "set":
         value = settings.set(args.key, args.value)
         settings.save()
+        _audit(_engine(args), "settings", f"{args.key} = {value}")
         print(f"{args.key} = {value}")
     elif args.config_cmd == "unset":
         settings.unset(args.key)
         settings.save()
+        _audit(_engine(args), "settings", f"{args.key} = {settings.get(args.key)} (default)")
         print(f"{args.key} = {settings.get(args.key)} (default)")
     elif args.config_cmd == "list":
         items = [{"key": s.key, "value": settings.get(s.key), "default": s.default,
@@ -229,6 +243,86 @@ def cmd_config(args) -> int:
             for it in items:
                 mark = "*" if it["set"] else " "
                 print(f"{mark} {it['key']:32} {str(it['value']):24} {it['help']}")
+    return 0
+
+
+# -- users and audit --------------------------------------------------------------------
+def _new_password(args, name: str) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CliError("give the password on standard input with --password-stdin")
+    import getpass
+    first = getpass.getpass(f"New password for {name}: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise CliError("the two passwords differ; nothing changed")
+    return first
+
+
+def cmd_users(args) -> int:
+    from app.store import users
+    engine = _engine(args)
+    actor = users.os_actor()
+    try:
+        if args.users_cmd == "add":
+            user = users.add_user(engine, args.name, args.role, _new_password(args, args.name),
+                                  full_name=args.full_name, actor=actor)
+            print(f"added {user.name} ({users.ROLE_NAMES[user.role]})")
+        elif args.users_cmd == "list":
+            found = users.list_users(engine)
+            if args.json:
+                _print_json([{"name": u.name, "role": u.role, "full_name": u.full_name,
+                              "created_at": u.created_at, "last_login": u.last_login} for u in found])
+            else:
+                for u in found:
+                    last = u.last_login.strftime("%Y-%m-%d %H:%M") if u.last_login else "never"
+                    print(f"{u.name:20} {u.role:13} {u.full_name or '':30} last login {last}")
+        elif args.users_cmd == "passwd":
+            if users.get_user(engine, args.name) is None:
+                raise CliError(f"there is no user '{args.name}' (see 'lightbox users list')")
+            users.set_password(engine, args.name, _new_password(args, args.name), actor=actor)
+            print(f"new password set for {args.name}")
+        elif args.users_cmd == "role":
+            users.set_role(engine, args.name, args.role, actor=actor)
+            print(f"{args.name} is now {users.ROLE_NAMES[args.role]}")
+        elif args.users_cmd == "remove":
+            users.remove_user(engine, args.name, actor=actor)
+            print(f"removed {args.name}")
+    except users.UserError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from datetime import datetime, timezone
+
+    from app.store import audit
+    engine = _engine(args)
+    try:
+        since = None
+        if args.since:
+            try:
+                since = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise CliError(f"--since expects a date or date and time (2026-11-27 or 2026-11-27T08:00), "
+                               f"got '{args.since}'") from None
+            since = since if since.tzinfo else since.astimezone(timezone.utc)
+        rows = audit.search(engine, actor=args.user, action=args.action, since=since, patient=args.patient,
+                            limit=args.limit)
+    finally:
+        engine.dispose()
+    if args.json:
+        _print_json([{k: v for k, v in r.items() if v is not None and k != "id"} for r in rows])
+        return 0
+    for r in rows:
+        when = r["at"].strftime("%Y-%m-%d %H:%M:%S") if r["at"] else ""
+        patient = f"  [{r['patient_id']}]" if r.get("patient_id") else ""
+        print(f"{when}  {r['actor']:20} {r['action']:14} {r['outcome']:8} {r['detail'] or ''}{patient}")
     return 0
 
 
@@ -296,10 +390,40 @@ def build_parser() -> argparse.ArgumentParser:
     cl = cs.add_parser("list")
     cl.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_config)
+
+    from app.store.users import ROLES
+    s = sub.add_parser("users", help="users of the workstation (spec §7.3)")
+    us = s.add_subparsers(dest="users_cmd", required=True)
+    a = us.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, choices=list(ROLES))
+    a.add_argument("--full-name")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    lst = us.add_parser("list")
+    lst.add_argument("--json", action="store_true")
+    pw = us.add_parser("passwd")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    r = us.add_parser("role")
+    r.add_argument("name")
+    r.add_argument("role", choices=list(ROLES))
+    us.add_parser("remove").add_argument("name")
+    s.set_defaults(fn=cmd_users)
+
+    s = sub.add_parser("audit", help="the audit trail (admin)")
+    s.add_argument("--user", help="only this actor (a user name or os:LOGIN)")
+    s.add_argument("--action", help="only this action (login, settings, user-add, ...)")
+    s.add_argument("--since", help="from this date or date and time (ISO 8601)")
+    s.add_argument("--patient", help="patient ID or name contains")
+    s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_audit)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.memory import tune_malloc
+    tune_malloc()
     args = build_parser().parse_args(argv)
     args.home = data_home(args.home)
     fn = getattr(args, "fn", cmd_gui)

@@ -48,7 +48,9 @@ def _worker_main(home: str, db_url: str | None, overrides: dict, index: int, cha
     if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
         os._exit(1)
     from app import logs
+    from app.memory import tune_malloc
     from app.net.node import Node
+    tune_malloc()
     logs.setup(Path(home), verbose, to_file=True, rotate=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches all
     archive = Archive(Path(home), db_url)

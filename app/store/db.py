@@ -18,7 +18,7 @@ def database_url(home: Path, explicit: str | None = None) -> str:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers (the browser, 'ls') run while the node writes. synchronous=FULL
-    # makes every commit durable before we acknowledge a C-STORE.
+    # makes every commit durable before the index writer drops the journal entry it covers.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
