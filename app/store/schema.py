@@ -93,4 +93,31 @@ config_version = Table(
     Column("version", Integer, nullable=False),
 )
 
+# Users of the workstation (app.store.users); passwords only as scrypt hashes.
+app_user = Table(
+    "app_user", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("full_name", Text),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("last_login", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# The audit trail (app.store.audit).
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(64), nullable=False, index=True),
+    Column("action", String(32), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text),
+    Column("patient_id", Text, index=True),
+    Column("patient_name", Text),
+    Column("study_uid", Text),
+)
+
 Index("ix_study_date_patient", study.c.StudyDate, study.c.patient_id)
