@@ -159,6 +159,7 @@ class Node:
         self.overrides = {"node.aet": aet, "node.port": port, "node.host": host}
         self.ae: AE | None = None
         self.servers: list[_Server] = []
+        self.listening: list[str] = []
         self._nodes_version = -1
         self._nodes: list[remote_nodes.RemoteNode] = []
         self._settings_mtime = archive.settings.mtime()
@@ -354,6 +355,7 @@ class Node:
                                  f"{' (TLS)' if ctx else ''} for {', '.join(services)}")
         for line in listening:
             log.info("listening: %s", line)
+        self.listening = listening
         return listening
 
     def _make_server(self, ae, host, port, aet, contexts, ssl_ctx, handlers, *, explicit: bool) -> _Server:

@@ -1,35 +1,155 @@
-"""The placeholder main window in a real X server: the node runs in background threads
-and what it receives shows up."""
+"""The workstation window in a real X server: log in, browse and search the archive, and
+see what the embedded node receives appear without a refresh."""
 
+from __future__ import annotations
+
+from datetime import date
 from pathlib import Path
 
+import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 from app.net.node import Node
+from app.store import users
 from app.store.archive import Archive
+from app.ui.login import FirstAdminDialog, LoginDialog
 from app.ui.main import MainWindow
 from tests.conftest import free_port, run_dcmtk
+from tests.peers.peerutil import ct_dataset, save
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
-def test_window_shows_node_and_received_studies(qtbot, tmp_path):
-    archive = Archive(tmp_path / "home")
-    archive.settings.set("policy.check_calling_ae", "false")
+def screenshot(widget, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / name
+    # grab() renders the widget as it is now; the X server's copy may lag a repaint behind
+    assert widget.grab().save(str(out))
+    assert out.stat().st_size > 0
+    return out
+
+
+def _study(tmp_path: Path, name: str, pid: str, study_date: str, modality: str, n: int, description: str):
+    study, series = generate_uid(), generate_uid()
+    folder = tmp_path / "in" / pid
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        ds = ct_dataset(study, series, generate_uid(), i + 1, size=16)
+        ds.PatientName, ds.PatientID, ds.StudyDate, ds.Modality = name, pid, study_date, modality
+        ds.StudyDescription, ds.AccessionNumber = description, f"ACC{pid}"
+        ds.ReferringPhysicianName = "Referrer^Rita"
+        save(ds, folder / f"{i}.dcm")
+    return folder
+
+
+@pytest.fixture
+def archive(tmp_path):
+    a = Archive(tmp_path / "home")
+    a.settings.set("policy.check_calling_ae", "false")
+    today = date.today().strftime("%Y%m%d")
+    for args in (("Doe^Jane", "P1", today, "CT", 3, "CT THORAX"),
+                 ("Doe^John", "P2", "20240105", "MR", 2, "MR KNEE"),
+                 ("Müller^Jürgen", "P3", "20231111", "CT", 1, "CT HEAD")):
+        for f in sorted(_study(tmp_path, *args).iterdir()):
+            assert a.ingest.store_file(f).ok
+    yield a
+    a.close()
+
+
+def _shown(win) -> list[str]:
+    model = win.browser.study_sort
+    return sorted(model.index(r, 1).data() for r in range(model.rowCount()))
+
+
+def test_browse_and_search(qtbot, archive):
+    user = users.add_user(archive.engine, "rita", "reading", "radiology 1", actor="test")
+    win = MainWindow(archive, None, user)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: _shown(win) == ["P1", "P2", "P3"], timeout=5000)
+    # the columns a reader expects, formatted for reading
+    row = next(r for r in range(3) if win.browser.study_sort.index(r, 1).data() == "P1")
+    cells = [win.browser.study_sort.index(row, c).data() for c in range(win.browser.study_sort.columnCount())]
+    assert cells[0] == "Doe, Jane" and cells[8] == "CT" and cells[9] == "1" and cells[10] == "3"
+    assert cells[11] == "Referrer, Rita"
+
+    qtbot.keyClicks(win.browser.name, "doe")  # wildcard appended, case-insensitive
+    qtbot.waitUntil(lambda: _shown(win) == ["P1", "P2"], timeout=5000)
+    win.browser.modality.setCurrentText("MR")
+    qtbot.waitUntil(lambda: _shown(win) == ["P2"], timeout=5000)
+    win.browser.clear_search()
+    qtbot.waitUntil(lambda: _shown(win) == ["P1", "P2", "P3"], timeout=5000)
+    win.browser.date_preset.setCurrentText("Today")
+    qtbot.waitUntil(lambda: _shown(win) == ["P1"], timeout=5000)
+    win.browser.clear_search()
+    win.browser.name.setText("Mü")  # names in Latin-1 and UTF-8 alike (QtTest types ASCII only)
+    qtbot.waitUntil(lambda: _shown(win) == ["P3"], timeout=5000)
+    win.browser.clear_search()
+    qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
+
+    # selecting a study lists its series
+    win.browser.study_view.selectRow(row)
+    qtbot.waitUntil(lambda: win.browser.series.rowCount() == 1, timeout=5000)
+    assert win.browser.series_sort.index(0, 6).data() == "3"
+    assert win.user_state.text().startswith("rita")
+    screenshot(win, "browser.png")
+
+
+def test_received_study_appears_without_refresh(qtbot, archive, tmp_path):
     port = free_port()
     node = Node(archive, aet="LIGHTBOX", port=port, host="127.0.0.1")
-    win = MainWindow(archive, node)
+    win = MainWindow(archive, node, None)
     qtbot.addWidget(win)
     win.start_node()
     win.show()
     qtbot.waitExposed(win)
-    assert f"127.0.0.1:{port}" in win.status.text()
-    assert win.count.text().startswith("0 studies")
     try:
+        assert f"127.0.0.1:{port}" in win.node_state.text()
+        qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
         assert run_dcmtk("storescu", "-aec", "LIGHTBOX", "127.0.0.1", str(port),
                          get_testdata_file("CT_small.dcm")).returncode == 0
-        qtbot.waitUntil(lambda: win.count.text().startswith("1 study "), timeout=3000)
-        shot = win.screen().grabWindow(win.winId())
-        out = Path(tmp_path / "main_window.png")
-        assert shot.save(str(out)) and out.stat().st_size > 0
+        # the node's index writer announces it; the browser searches again (< 1 s)
+        qtbot.waitUntil(lambda: len(_shown(win)) == 4, timeout=1500)
+        screenshot(win, "browser_after_receive.png")
     finally:
         node.stop(grace=1)
+
+
+def test_first_start_creates_an_admin_then_login(qtbot, tmp_path):
+    archive = Archive(tmp_path / "home")
+    try:
+        first = FirstAdminDialog(archive.engine)
+        qtbot.addWidget(first)
+        first.show()
+        qtbot.keyClicks(first.name, "alice")
+        qtbot.keyClicks(first.full_name, "Alice Admin")
+        qtbot.keyClicks(first.password, "correct horse")
+        qtbot.keyClicks(first.repeat, "correct horsE")
+        first.buttons.button(QDialogButtonBox.Ok).click()
+        assert "differ" in first.error.text()
+        first.repeat.clear()
+        qtbot.keyClicks(first.repeat, "correct horse")
+        screenshot(first, "first_admin.png")
+        with qtbot.waitSignal(first.accepted, timeout=10000):
+            first.buttons.button(QDialogButtonBox.Ok).click()
+        assert first.user.name == "alice" and first.user.role == "admin"
+
+        login = LoginDialog(archive.engine)
+        qtbot.addWidget(login)
+        login.show()
+        qtbot.keyClicks(login.name, "alice")
+        qtbot.keyClicks(login.password, "wrong one")
+        login.buttons.button(QDialogButtonBox.Ok).click()
+        qtbot.waitUntil(lambda: "Wrong user name or password" in login.error.text(), timeout=10000)
+        screenshot(login, "login_refused.png")
+        assert login.password.text() == ""  # never left in the field
+        qtbot.keyClicks(login.password, "correct horse")
+        with qtbot.waitSignal(login.accepted, timeout=10000):
+            qtbot.keyClick(login.password, Qt.Key_Return)
+        assert login.user.name == "alice"
+    finally:
         archive.close()

@@ -1,0 +1,22 @@
+"""Core events -> Qt signals. Core threads (node, index writer, jobs) publish on
+app.events; the bridge re-emits on its signals, which Qt queues into the GUI thread
+because the bridge lives there. Nothing else in the UI subscribes to core events."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from app import events
+
+
+class CoreBridge(QObject):
+    instancesAdded = Signal(list)  # SOP Instance UIDs newly indexed
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._unsubscribe = [events.subscribe("instances-added", self.instancesAdded.emit)]
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()

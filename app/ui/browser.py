@@ -1,0 +1,340 @@
+"""The patient browser: search bar, study list, series of the selected study.
+
+Queries run on a thread pool; the newest answer wins (an older one that arrives late is
+dropped). What the node indexes arrives through the core bridge and refreshes the list
+within a fraction of a second; what another process adds (a command-line import) is
+noticed by a cheap check every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QRunnable, QSortFilterProxyModel, Qt,
+                            QThreadPool, QTimer, Signal)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QMenu, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
+from sqlalchemy import func, select
+
+from app.store import browse
+from app.store.schema import instance
+from app.ui import text
+
+log = logging.getLogger(__name__)
+
+# (header, keyword, formatter): the columns marked UI=yes in spec Table 4-18
+STUDY_COLUMNS = (
+    ("Patient name", "PatientName", text.person_name),
+    ("Patient ID", "PatientID", str),
+    ("Birth date", "PatientBirthDate", text.date),
+    ("Sex", "PatientSex", text.sex),
+    ("Accession", "AccessionNumber", str),
+    ("Study date", "StudyDate", text.date),
+    ("Time", "StudyTime", text.time),
+    ("Description", "StudyDescription", str),
+    ("Modalities", "ModalitiesInStudy", text.multi),
+    ("Series", "NumberOfStudyRelatedSeries", str),
+    ("Images", "NumberOfStudyRelatedInstances", str),
+    ("Referring physician", "ReferringPhysicianName", text.person_name),
+)
+SERIES_COLUMNS = (
+    ("#", "SeriesNumber", str),
+    ("Modality", "Modality", str),
+    ("Description", "SeriesDescription", str),
+    ("Date", "SeriesDate", text.date),
+    ("Time", "SeriesTime", text.time),
+    ("Body part", "BodyPartExamined", str),
+    ("Images", "NumberOfSeriesRelatedInstances", str),
+)
+_NUMERIC = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
+            "SeriesNumber"}
+ROW_ROLE = Qt.UserRole + 1
+
+
+class RowModel(QAbstractTableModel):
+    """Rows of DICOM keyword -> value, shown through a column table."""
+
+    def __init__(self, columns, parent: QObject | None = None):
+        super().__init__(parent)
+        self.columns = columns
+        self.rows: list[dict] = []
+
+    def set_rows(self, rows: list[dict]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+            return self.columns[section][0]
+        return None
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        _, keyword, fmt = self.columns[index.column()]
+        value = row.get(keyword)
+        if role == Qt.DisplayRole:
+            return fmt(value) if value not in (None, "") else ""
+        if role == Qt.EditRole:  # what sorting compares
+            if keyword in _NUMERIC:
+                try:
+                    return int(value)
+                except (TypeError, ValueError):
+                    return -1
+            return str(value or "")
+        if role == Qt.TextAlignmentRole and keyword in _NUMERIC:
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == ROW_ROLE:
+            return row
+        return None
+
+
+class _Query(QRunnable):
+    """Runs ``fn`` on the pool; its answer goes to ``done`` (a signal of a GUI-thread
+    object, so the slot runs in the GUI thread) with the generation it was asked for."""
+
+    def __init__(self, fn, done: Signal, generation: int = 0):
+        super().__init__()
+        self.fn, self.done, self.generation = fn, done, generation
+
+    def run(self) -> None:
+        try:
+            result, error = self.fn(), None
+        except Exception as exc:  # noqa: BLE001 - shown to the user, logged
+            log.exception("browser query failed")
+            result, error = None, exc
+        self.done.emit(result, error, self.generation)
+
+
+class _Answers(QObject):
+    studies = Signal(object, object, int)  # rows, error, generation
+    series = Signal(object, object, int)
+    latest = Signal(object, object, int)   # newest instance row id
+
+
+class PatientBrowser(QWidget):
+    studyActivated = Signal(dict)          # double-click / "Open"
+    actionRequested = Signal(str, list)    # context menu action, selected study rows
+    studiesShown = Signal(int)             # rows in the list after a search
+
+    def __init__(self, archive, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.archive = archive
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self._generation = {"studies": 0, "series": 0}
+        self._answers = _Answers(self)
+        self._answers.studies.connect(self._show_studies)
+        self._answers.series.connect(self._show_series)
+        self._answers.latest.connect(self._latest_known)
+        self._last_instance_id = None
+        self._build()
+        self._debounce = QTimer(self, singleShot=True, interval=250, timeout=self.refresh)
+        self._poll = QTimer(self, interval=3000, timeout=self._check_for_changes)
+        self._poll.start()
+
+    # -- layout ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.name = QLineEdit(placeholderText="Patient name (e.g. Doe^J, wildcards * ?)")
+        self.patient_id = QLineEdit(placeholderText="Patient ID")
+        self.accession = QLineEdit(placeholderText="Accession")
+        self.date_preset = QComboBox()
+        self.date_preset.addItems([*browse.DATE_PRESETS, "Date range"])
+        self.date_from = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
+        self.date_to = QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd")
+        today = QDate.currentDate()
+        self.date_from.setDate(today.addDays(-7))
+        self.date_to.setDate(today)
+        self.modality = QComboBox()
+        self.modality.addItems(["Any modality", *browse.MODALITIES])
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.clear_search)
+        for w in (self.name, self.patient_id, self.accession):
+            w.textChanged.connect(lambda _=None: self._debounce.start())
+        self.date_preset.currentIndexChanged.connect(self._preset_changed)
+        self.modality.currentIndexChanged.connect(lambda _=None: self.refresh())
+        self.date_from.dateChanged.connect(lambda _=None: self._debounce.start())
+        self.date_to.dateChanged.connect(lambda _=None: self._debounce.start())
+        self._preset_changed()
+
+        bar = QHBoxLayout()
+        for w, stretch in ((self.name, 3), (self.patient_id, 1), (self.accession, 1), (self.date_preset, 0),
+                           (self.date_from, 0), (self.date_to, 0), (self.modality, 0), (clear, 0)):
+            bar.addWidget(w, stretch)
+
+        self.studies = RowModel(STUDY_COLUMNS, self)
+        self.study_sort = QSortFilterProxyModel(self)
+        self.study_sort.setSourceModel(self.studies)
+        self.study_sort.setSortRole(Qt.EditRole)
+        self.study_view = self._table(self.study_sort)
+        self.study_view.sortByColumn(5, Qt.DescendingOrder)
+        self.study_view.selectionModel().selectionChanged.connect(lambda *_: self._study_selected())
+        self.study_view.doubleClicked.connect(self._activated)
+        self.study_view.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.study_view.customContextMenuRequested.connect(self._context_menu)
+
+        self.series = RowModel(SERIES_COLUMNS, self)
+        self.series_sort = QSortFilterProxyModel(self)
+        self.series_sort.setSourceModel(self.series)
+        self.series_sort.setSortRole(Qt.EditRole)
+        self.series_view = self._table(self.series_sort)
+        self.series_view.sortByColumn(0, Qt.AscendingOrder)
+
+        self.summary = QLabel()
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.study_view)
+        split.addWidget(self.series_view)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.summary)
+
+    @staticmethod
+    def _table(model) -> QTableView:
+        view = QTableView()
+        view.setModel(model)
+        view.setSortingEnabled(True)
+        view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        view.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        view.setAlternatingRowColors(True)
+        view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        view.verticalHeader().hide()
+        view.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        view.horizontalHeader().setStretchLastSection(True)
+        view.setWordWrap(False)
+        return view
+
+    # -- searching ------------------------------------------------------------------------
+    def _preset_changed(self) -> None:
+        custom = self.date_preset.currentText() == "Date range"
+        self.date_from.setVisible(custom)
+        self.date_to.setVisible(custom)
+        self.refresh()
+
+    def clear_search(self) -> None:
+        for w in (self.name, self.patient_id, self.accession):
+            w.blockSignals(True)
+            w.clear()
+            w.blockSignals(False)
+        self.date_preset.setCurrentIndex(0)
+        self.modality.setCurrentIndex(0)
+        self.refresh()
+
+    def current_filter(self) -> browse.StudyFilter:
+        preset = self.date_preset.currentText()
+        if preset == "Date range":
+            lo, hi = self.date_from.date().toPython(), self.date_to.date().toPython()
+            lo, hi = min(lo, hi), max(lo, hi)
+        else:
+            lo, hi = browse.preset_range(preset, date.today())
+        modality = self.modality.currentText()
+        return browse.StudyFilter(self.name.text(), self.patient_id.text(), self.accession.text(),
+                                  "" if modality == "Any modality" else modality, lo, hi)
+
+    def refresh(self) -> None:
+        self._generation["studies"] += 1
+        gen = self._generation["studies"]
+        flt = self.current_filter()
+        engine = self.archive.engine
+        self.pool.start(_Query(lambda: browse.studies(engine, flt), self._answers.studies, gen))
+
+    def _show_studies(self, rows, error, gen) -> None:
+        if gen != self._generation["studies"]:
+            return  # a newer search is on its way
+        if error is not None:
+            self.summary.setText(f"The archive could not be searched: {error}")
+            return
+        selected = {r["StudyInstanceUID"] for r in self.selected_studies()}
+        first = not self.studies.rows
+        self.studies.set_rows(rows)
+        if first and rows:
+            self.study_view.resizeColumnsToContents()  # once: later searches keep the user's widths
+        n = len(rows)
+        more = " (the first ones; narrow the search to see others)" if n >= browse.STUDY_LIMIT else ""
+        self.summary.setText(f"{n} {'study' if n == 1 else 'studies'}{more}")
+        if selected:
+            self._reselect(selected)
+        self.studiesShown.emit(n)
+
+    def _reselect(self, uids: set[str]) -> None:
+        sel = self.study_view.selectionModel()
+        for r in range(self.study_sort.rowCount()):
+            row = self.study_sort.index(r, 0).data(ROW_ROLE)
+            if row and row.get("StudyInstanceUID") in uids:
+                self.study_view.selectRow(r)
+                break
+        del sel
+
+    # -- selection ------------------------------------------------------------------------
+    def selected_studies(self) -> list[dict]:
+        rows = {i.row() for i in self.study_view.selectionModel().selectedRows()}
+        return [self.study_sort.index(r, 0).data(ROW_ROLE) for r in sorted(rows)]
+
+    def _study_selected(self) -> None:
+        chosen = self.selected_studies()
+        self._generation["series"] += 1
+        gen = self._generation["series"]
+        if len(chosen) != 1:
+            self.series.set_rows([])
+            return
+        uid = chosen[0]["StudyInstanceUID"]
+        engine = self.archive.engine
+        self.pool.start(_Query(lambda: browse.series_of(engine, uid), self._answers.series, gen))
+
+    def _show_series(self, rows, error, gen) -> None:
+        if gen == self._generation["series"] and error is None:
+            self.series.set_rows(rows)
+            self.series_view.resizeColumnsToContents()
+
+    def _activated(self, index) -> None:
+        row = index.data(ROW_ROLE)
+        if row:
+            self.studyActivated.emit(row)
+
+    def _context_menu(self, pos) -> None:
+        chosen = self.selected_studies()
+        if not chosen:
+            return
+        menu = QMenu(self)
+        for label, action in (("Open in viewer", "open"), ("Send to…", "send"), ("Export…", "export"),
+                              ("Print…", "print"), (None, None), ("Delete…", "delete")):
+            if label is None:
+                menu.addSeparator()
+                continue
+            act = menu.addAction(label)
+            act.setData(action)
+        picked = menu.exec(self.study_view.viewport().mapToGlobal(pos))
+        if picked is not None:
+            self.actionRequested.emit(picked.data(), chosen)
+
+    # -- live updates ---------------------------------------------------------------------
+    def instances_added(self, _uids: list) -> None:
+        """The node indexed something: search again shortly (bursts coalesce)."""
+        if not self._debounce.isActive():
+            self._debounce.start(200)
+
+    def _check_for_changes(self) -> None:
+        engine = self.archive.engine
+
+        def latest():
+            with engine.connect() as conn:
+                return conn.execute(select(func.max(instance.c.id))).scalar()
+        self.pool.start(_Query(latest, self._answers.latest))
+
+    def _latest_known(self, latest, error, _gen) -> None:
+        if error is not None:
+            return  # a locked or moved database: try again at the next check
+        if self._last_instance_id is not None and latest != self._last_instance_id:
+            self.refresh()
+        self._last_instance_id = latest
