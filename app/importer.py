@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -77,7 +78,8 @@ def collect(paths: Iterable[Path]) -> list[Path]:
 
     for path in paths:
         if path.is_dir():
-            for dirpath, _dirs, names in os.walk(path):
+            for dirpath, dirs, names in os.walk(path):
+                dirs.sort()  # the same order every time: an import job resumes by position
                 for name in sorted(names):
                     f = Path(dirpath) / name
                     if not _is_dicomdir(f):
@@ -91,13 +93,17 @@ def collect(paths: Iterable[Path]) -> list[Path]:
 
 
 def import_paths(ingest: Ingest, paths: Iterable[Path],
-                 progress: Callable[[Path, StoreResult], None] | None = None) -> ImportSummary:
+                 progress: Callable[[Path, StoreResult], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> ImportSummary:
+    """Import every file of ``paths`` (see :func:`collect`). Files are stored one after
+    another; their index commits are waited for in a window, so that a folder shares
+    commits instead of paying one per file."""
     summary = ImportSummary()
-    for f in collect(paths):
-        if not f.exists():
-            result = StoreResult(0xC000, "file not found")
-        else:
-            result = ingest.store_file(f)
+    window: deque[tuple[Path, StoreResult]] = deque()
+
+    def settle_one() -> None:
+        f, result = window.popleft()
+        result = ingest.settle_result(result)
         if result.ok and result.duplicate:
             summary.present += 1
         elif result.ok:
@@ -106,4 +112,20 @@ def import_paths(ingest: Ingest, paths: Iterable[Path],
             summary.rejected.append((str(f), result.comment))
         if progress:
             progress(f, result)
+
+    for f in collect(paths):
+        if cancelled is not None and cancelled():
+            break
+        if not f.exists():
+            result = StoreResult(0xC000, "file not found")
+        else:
+            result = ingest.store_file(f, wait_indexed=False)
+        window.append((f, result))
+        if len(window) >= _WINDOW:
+            settle_one()
+    while window:
+        settle_one()
     return summary
+
+
+_WINDOW = 64

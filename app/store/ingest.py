@@ -130,14 +130,19 @@ class Ingest:
         except Exception as exc:  # never let one dataset take the node down
             log.exception("could not store instance %s from %s", sop_instance or "?", source_aet or "import")
             return StoreResult(statuses.STORE_FAILED, f"could not store: {exc}"[:64], sop_instance_uid=sop_instance)
-        if wait_indexed:
-            try:
-                indexed = result.indexed.result()
-            except Exception as exc:  # durable in the journal; indexed at the next start
-                log.error("instance %s is stored but not indexed yet: %s", result.sop_instance_uid, exc)
-            else:
-                result.duplicate = not indexed.inserted
-                result.path = self.files.absolute(indexed.path)
+        return self.settle_result(result) if wait_indexed else result
+
+    def settle_result(self, result: StoreResult) -> StoreResult:
+        """Wait for a stored instance's index commit: fills in ``duplicate`` and ``path``."""
+        if result.indexed is None:
+            return result
+        try:
+            indexed = result.indexed.result()
+        except Exception as exc:  # durable in the journal; indexed at the next start
+            log.error("instance %s is stored but not indexed yet: %s", result.sop_instance_uid, exc)
+        else:
+            result.duplicate = not indexed.inserted
+            result.path = self.files.absolute(indexed.path)
         return result
 
     def _prepare(self, raw, transfer_syntax, source_aet, sop_class, sop_instance) -> tuple[bytes, IndexRecord]:
@@ -202,8 +207,9 @@ class Ingest:
                       entry, exc)
             return False
 
-    def store_file(self, path: Path) -> StoreResult:
-        """Import one file (Part 10, or a bare dataset in Implicit VR Little Endian)."""
+    def store_file(self, path: Path, *, wait_indexed: bool = True) -> StoreResult:
+        """Import one file (Part 10, or a bare dataset in Implicit VR Little Endian).
+        ``wait_indexed=False``: return once durable; :meth:`settle_result` later."""
         from pydicom.uid import ImplicitVRLittleEndian
         try:
             data = path.read_bytes()
@@ -220,4 +226,4 @@ class Ingest:
         if not ts:
             return StoreResult(statuses.CANNOT_UNDERSTAND, "file meta has no Transfer Syntax UID")
         source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
-        return self.store(memoryview(data)[offset:], ts, source_aet=source, wait_indexed=True)
+        return self.store(memoryview(data)[offset:], ts, source_aet=source, wait_indexed=wait_indexed)

@@ -120,4 +120,23 @@ audit_log = Table(
     Column("study_uid", Text),
 )
 
+# Long work: import, send, retrieve, print, export (app.jobs.queue).
+job = Table(
+    "job", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("params", Text, nullable=False),   # JSON
+    Column("state", Text, nullable=False),    # JSON: what the runner checkpointed
+    Column("status", String(16), nullable=False, index=True),
+    Column("done", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("message", Text),
+    Column("owner", String(64)),
+    Column("group_key", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 Index("ix_study_date_patient", study.c.StudyDate, study.c.patient_id)

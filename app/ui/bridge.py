@@ -11,10 +11,16 @@ from app import events
 
 class CoreBridge(QObject):
     instancesAdded = Signal(list)  # SOP Instance UIDs newly indexed
+    jobUpdated = Signal(dict)      # app.jobs.queue.Job.as_dict()
+    jobsRemoved = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._unsubscribe = [events.subscribe("instances-added", self.instancesAdded.emit)]
+        self._unsubscribe = [
+            events.subscribe("instances-added", self.instancesAdded.emit),
+            events.subscribe("job-updated", self.jobUpdated.emit),
+            events.subscribe("jobs-removed", lambda _payload: self.jobsRemoved.emit()),
+        ]
 
     def close(self) -> None:
         for unsubscribe in self._unsubscribe:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QRunnable, QSortFilterProxyModel, Qt,
-                            QThreadPool, QTimer, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QSortFilterProxyModel, Qt, QThreadPool,
+                            QTimer, Signal)
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMenu, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 from sqlalchemy import func, select
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from app.store import browse
 from app.store.schema import instance
 from app.ui import text
+from app.ui.background import run_in_background
 
 log = logging.getLogger(__name__)
 
@@ -98,29 +99,6 @@ class RowModel(QAbstractTableModel):
         return None
 
 
-class _Query(QRunnable):
-    """Runs ``fn`` on the pool; its answer goes to ``done`` (a signal of a GUI-thread
-    object, so the slot runs in the GUI thread) with the generation it was asked for."""
-
-    def __init__(self, fn, done: Signal, generation: int = 0):
-        super().__init__()
-        self.fn, self.done, self.generation = fn, done, generation
-
-    def run(self) -> None:
-        try:
-            result, error = self.fn(), None
-        except Exception as exc:  # noqa: BLE001 - shown to the user, logged
-            log.exception("browser query failed")
-            result, error = None, exc
-        self.done.emit(result, error, self.generation)
-
-
-class _Answers(QObject):
-    studies = Signal(object, object, int)  # rows, error, generation
-    series = Signal(object, object, int)
-    latest = Signal(object, object, int)   # newest instance row id
-
-
 class PatientBrowser(QWidget):
     studyActivated = Signal(dict)          # double-click / "Open"
     actionRequested = Signal(str, list)    # context menu action, selected study rows
@@ -132,10 +110,6 @@ class PatientBrowser(QWidget):
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
         self._generation = {"studies": 0, "series": 0}
-        self._answers = _Answers(self)
-        self._answers.studies.connect(self._show_studies)
-        self._answers.series.connect(self._show_series)
-        self._answers.latest.connect(self._latest_known)
         self._last_instance_id = None
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=250, timeout=self.refresh)
@@ -247,13 +221,16 @@ class PatientBrowser(QWidget):
         gen = self._generation["studies"]
         flt = self.current_filter()
         engine = self.archive.engine
-        self.pool.start(_Query(lambda: browse.studies(engine, flt), self._answers.studies, gen))
+        run_in_background(lambda: browse.studies(engine, flt), lambda rows, error: self._show_studies(rows, error, gen),
+                          self.pool)
 
     def _show_studies(self, rows, error, gen) -> None:
         if gen != self._generation["studies"]:
             return  # a newer search is on its way
         if error is not None:
-            self.summary.setText(f"The archive could not be searched: {error}")
+            log.warning("the archive could not be searched: %s", error)
+            self.summary.setText(f"The archive could not be searched: {error}. Check the database "
+                                 "(Settings) and the log; the list shows the last answer.")
             return
         selected = {r["StudyInstanceUID"] for r in self.selected_studies()}
         first = not self.studies.rows
@@ -290,7 +267,8 @@ class PatientBrowser(QWidget):
             return
         uid = chosen[0]["StudyInstanceUID"]
         engine = self.archive.engine
-        self.pool.start(_Query(lambda: browse.series_of(engine, uid), self._answers.series, gen))
+        run_in_background(lambda: browse.series_of(engine, uid), lambda rows, error: self._show_series(rows, error, gen),
+                          self.pool)
 
     def _show_series(self, rows, error, gen) -> None:
         if gen == self._generation["series"] and error is None:
@@ -330,9 +308,9 @@ class PatientBrowser(QWidget):
         def latest():
             with engine.connect() as conn:
                 return conn.execute(select(func.max(instance.c.id))).scalar()
-        self.pool.start(_Query(latest, self._answers.latest))
+        run_in_background(latest, self._latest_known, self.pool)
 
-    def _latest_known(self, latest, error, _gen) -> None:
+    def _latest_known(self, latest, error) -> None:
         if error is not None:
             return  # a locked or moved database: try again at the next check
         if self._last_instance_id is not None and latest != self._last_instance_id:

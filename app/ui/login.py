@@ -5,28 +5,10 @@ so the window stays responsive."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout)
 
 from app.store import users
-
-
-class _Result(QObject):
-    done = Signal(object, str)  # User or None, error message
-
-
-class _Task(QRunnable):
-    def __init__(self, fn, result: _Result):
-        super().__init__()
-        self.fn, self.result = fn, result
-
-    def run(self) -> None:
-        try:
-            self.result.done.emit(self.fn(), "")
-        except users.UserError as exc:
-            self.result.done.emit(None, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the database is unreachable, ...
-            self.result.done.emit(None, f"Could not check the password: {exc}")
+from app.ui.background import run_in_background
 
 
 class _Dialog(QDialog):
@@ -34,8 +16,6 @@ class _Dialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.user: users.User | None = None
-        self._result = _Result(self)
-        self._result.done.connect(self._finished)
         self.form = QFormLayout()
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020")
@@ -54,12 +34,13 @@ class _Dialog(QDialog):
     def _run(self, fn) -> None:
         self.error.clear()
         self.buttons.setEnabled(False)
-        QThreadPool.globalInstance().start(_Task(fn, self._result))
+        run_in_background(fn, self._finished)
 
-    def _finished(self, user, message: str) -> None:
+    def _finished(self, user, error) -> None:
         self.buttons.setEnabled(True)
-        if user is None:
-            self.error.setText(message)
+        if error is not None:
+            self.error.setText(str(error) if isinstance(error, users.UserError)
+                               else f"Could not check the password: {error}")
             return
         self.user = user
         self.accept()

@@ -6,22 +6,37 @@ from __future__ import annotations
 import shutil
 import sys
 
-from PySide6.QtCore import QTimer
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from app import __version__
+from app.jobs import import_job
+from app.jobs.queue import JobQueue
 from app.net.node import Node
 from app.store import users
 from app.store.archive import Archive
 from app.ui.bridge import CoreBridge
 from app.ui.browser import PatientBrowser
+from app.ui.jobs_panel import JobsPanel
+
+
+def make_job_queue(archive: Archive) -> JobQueue:
+    """The application's job queue with every kind of job it can run."""
+    return JobQueue(archive.engine, {import_job.KIND: import_job.runner(archive.ingest)})
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, archive: Archive, node: Node | None, user: users.User | None = None):
+    def __init__(self, archive: Archive, node: Node | None, user: users.User | None = None,
+                 jobs: JobQueue | None = None):
         super().__init__()
         self.archive, self.node, self.user = archive, node, user
+        self.jobs = jobs or make_job_queue(archive)
+        self._own_jobs = jobs is None
+        if self._own_jobs:
+            self.jobs.start()
         self.setWindowTitle("Lightbox" + (f" — {user.full_name or user.name}" if user else ""))
         self.bridge = CoreBridge(self)
         self.browser = PatientBrowser(archive, self)
@@ -29,6 +44,13 @@ class MainWindow(QMainWindow):
         self.browser.studyActivated.connect(lambda row: self.open_studies([row]))
         self.browser.actionRequested.connect(self._study_action)
         self.setCentralWidget(self.browser)
+        self.jobs_panel = JobsPanel(self.jobs, self)
+        self.bridge.jobUpdated.connect(self.jobs_panel.job_updated)
+        self.bridge.jobsRemoved.connect(self.jobs_panel.reload)
+        self.jobs_dock = QDockWidget("Jobs", self)
+        self.jobs_dock.setObjectName("jobs")
+        self.jobs_dock.setWidget(self.jobs_panel)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.jobs_dock)
         self._menus()
         self._status_bar()
         self.resize(1280, 800)
@@ -40,11 +62,18 @@ class MainWindow(QMainWindow):
 
     def _menus(self) -> None:
         file = self.menuBar().addMenu("&File")
+        imp = file.addMenu("&Import")
+        imp.setEnabled(self.may("import"))
+        imp.addAction(QAction("&Folder…", self, shortcut=QKeySequence("Ctrl+I"), triggered=self.import_folder))
+        imp.addAction(QAction("F&iles…", self, triggered=self.import_files))
+        imp.addAction(QAction("&DICOMDIR (CD/DVD/USB)…", self, triggered=self.import_dicomdir))
+        file.addSeparator()
         quit_ = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
         file.addAction(quit_)
         view = self.menuBar().addMenu("&View")
         view.addAction(QAction("&Refresh", self, shortcut=QKeySequence.Refresh, triggered=self.browser.refresh))
         view.addAction(QAction("&Clear search", self, triggered=self.browser.clear_search))
+        view.addAction(self.jobs_dock.toggleViewAction())
         help_ = self.menuBar().addMenu("&Help")
         help_.addAction(QAction("&About Lightbox", self, triggered=self._about))
 
@@ -79,6 +108,31 @@ class MainWindow(QMainWindow):
         """Start the node (unless it runs already) and show where it listens."""
         self.node_state.setText(start_node(self.node, self.archive) if self.node is not None else "DICOM node off")
 
+    # -- import ---------------------------------------------------------------------------
+    def import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a folder (with its subfolders)")
+        if folder:
+            self.start_import([Path(folder)])
+
+    def import_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Import DICOM files", "", "All files (*)")
+        if files:
+            self.start_import([Path(f) for f in files])
+
+    def import_dicomdir(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import from a DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;"
+                                              "All files (*)")
+        if path:
+            self.start_import([Path(path)])
+
+    def start_import(self, paths: list[Path]) -> int:
+        """Queue an import job; its progress shows in the jobs panel."""
+        owner = self.user.name if self.user else None
+        job_id = self.jobs.submit(import_job.KIND, import_job.title(paths), {"paths": [str(p) for p in paths]},
+                                  owner=owner)
+        self.jobs_dock.show()
+        return job_id
+
     # -- study actions --------------------------------------------------------------------
     def open_studies(self, rows: list[dict]) -> None:
         # The viewer comes with the next issue; until then say what would open.
@@ -95,6 +149,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.bridge.close()
+        if self._own_jobs:
+            self.jobs.stop()  # a running job resumes at the next start
         self.browser.pool.waitForDone(5000)
         super().closeEvent(event)
 

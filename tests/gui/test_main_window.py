@@ -153,3 +153,26 @@ def test_first_start_creates_an_admin_then_login(qtbot, tmp_path):
         assert login.user.name == "alice"
     finally:
         archive.close()
+
+
+def test_import_runs_as_a_job_with_progress(qtbot, archive, tmp_path):
+    win = MainWindow(archive, None, users.add_user(archive.engine, "tom", "technologist", "technology 1",
+                                                    actor="test"))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
+    folder = _study(tmp_path, "Roe^Richard", "P9", "20250101", "CR", 40, "CHEST PA")
+    (folder / "readme.txt").write_text("not DICOM")
+    job_id = win.start_import([folder])
+
+    def finished():
+        jobs = win.jobs_panel.model.jobs
+        return jobs and jobs[0]["id"] == job_id and jobs[0]["status"] == "done"
+    qtbot.waitUntil(finished, timeout=20000)
+    job = win.jobs_panel.model.jobs[0]
+    assert job["message"] == "40 imported, 0 already present, 1 rejected (not DICOM or unreadable)"
+    assert job["owner"] == "tom" and (job["done"], job["total"]) == (41, 41)
+    qtbot.waitUntil(lambda: len(_shown(win)) == 4, timeout=5000)  # the browser saw it arrive
+    screenshot(win, "import_job.png")
+    win.close()
