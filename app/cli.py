@@ -186,32 +186,14 @@ def cmd_nodes(args) -> int:
 
 
 def _echo(archive, name: str) -> int:
-    from pynetdicom import AE
-
-    from app.net import tls, verification
-    from app.net.node import configure_ae
+    from app.net import verification
     from app.store import nodes
     node = nodes.get_node(archive.engine, name)
     if node is None:
         raise CliError(f"no node named '{name}' (see 'lightbox nodes list')")
-    settings = archive.settings
-    ae = AE(ae_title=settings["node.aet"])
-    configure_ae(ae, settings)
-    kwargs = {}
-    ctx = None
-    if node.tls:
-        try:
-            ctx = tls.client_context(settings, node.certificate, pin=node.cert_sha256,
-                                     peer=f"node '{node.name}' ({node.aet}@{node.host}:{node.port})")
-        except tls.TlsError as exc:
-            raise CliError(str(exc)) from None
-        kwargs["tls_args"] = (ctx, None)
     try:
-        status = verification.echo(ae, node.host, node.port, node.aet, **kwargs)
+        status = verification.echo_node(archive.settings, node)
     except ConnectionError as exc:
-        if ctx is not None and getattr(ctx, "lightbox_error", None):
-            raise CliError(f"TLS connection to {node.aet}@{node.host}:{node.port} refused: "
-                           f"{ctx.lightbox_error}") from None
         raise CliError(str(exc)) from None
     print(f"C-ECHO {node.aet}@{node.host}:{node.port}: status 0x{status:04X}"
           + (" (success)" if status == 0 else ""))

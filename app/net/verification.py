@@ -46,3 +46,29 @@ def _why_not(assoc, host: str, port: int, aet: str) -> str:
         return (f"cannot connect to {aet}@{host}:{port}: is it running and reachable, "
                 "and (for TLS) does it trust our certificate?")
     return f"{aet}@{host}:{port} aborted the association"
+
+
+def echo_node(settings, node) -> int:
+    """C-ECHO a configured remote node (app.store.nodes.RemoteNode) with our identity and,
+    for a TLS node, our TLS settings and its pinned certificate. Returns the DIMSE status;
+    raises ConnectionError with a message for the user."""
+    from app.net import tls
+    from app.net.node import configure_ae
+    ae = AE(ae_title=settings["node.aet"])
+    configure_ae(ae, settings)
+    kwargs = {}
+    ctx = None
+    if node.tls:
+        try:
+            ctx = tls.client_context(settings, node.certificate, pin=node.cert_sha256,
+                                     peer=f"node '{node.name}' ({node.aet}@{node.host}:{node.port})")
+        except tls.TlsError as exc:
+            raise ConnectionError(str(exc)) from None
+        kwargs["tls_args"] = (ctx, None)
+    try:
+        return echo(ae, node.host, node.port, node.aet, **kwargs)
+    except ConnectionError:
+        if ctx is not None and getattr(ctx, "lightbox_error", None):
+            raise ConnectionError(f"TLS connection to {node.aet}@{node.host}:{node.port} refused: "
+                                  f"{ctx.lightbox_error}") from None
+        raise

@@ -107,3 +107,32 @@ def remove_node(engine: Engine, name: str) -> bool:
         n = conn.execute(delete(remote_node).where(remote_node.c.name == name)).rowcount
         _bump(conn)
     return bool(n)
+
+
+@dataclass(frozen=True)
+class NodeTemplate:
+    name: str
+    aet: str
+    port: int
+    roles: tuple[str, ...]
+    comment: str
+
+
+def templates() -> list[NodeTemplate]:
+    """Common peers that prefill a new node (resources/node_templates.tsv)."""
+    from app.resources import read_tsv
+    return [NodeTemplate(name, aet, int(port), tuple(roles.split(",")), comment)
+            for name, aet, port, roles, comment in read_tsv("node_templates.tsv")]
+
+
+def check_host(host: str) -> str | None:
+    """Why ``host`` cannot be reached by name, or None if it resolves."""
+    import socket
+    if not host.strip():
+        return "a node needs a host name or address"
+    try:
+        socket.getaddrinfo(host.strip(), None)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"the host '{host}' cannot be found ({exc.strerror if hasattr(exc, 'strerror') else exc}); " \
+               "check its spelling or use its IP address"
+    return None

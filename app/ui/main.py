@@ -19,6 +19,7 @@ from app.net.node import Node
 from app.store import users
 from app.store.archive import Archive
 from app.ui.bridge import CoreBridge
+from app.ui.background import run_in_background
 from app.ui.browser import PatientBrowser
 from app.ui.jobs_panel import JobsPanel
 
@@ -74,6 +75,12 @@ class MainWindow(QMainWindow):
         view.addAction(QAction("&Refresh", self, shortcut=QKeySequence.Refresh, triggered=self.browser.refresh))
         view.addAction(QAction("&Clear search", self, triggered=self.browser.clear_search))
         view.addAction(self.jobs_dock.toggleViewAction())
+        tools = self.menuBar().addMenu("&Tools")
+        settings = QAction("&Settings…", self, shortcut=QKeySequence.Preferences, triggered=self.open_settings)
+        settings.setEnabled(self.may("settings"))
+        if not self.may("settings"):
+            settings.setToolTip("Only administrators and service technicians change the settings.")
+        tools.addAction(settings)
         help_ = self.menuBar().addMenu("&Help")
         help_.addAction(QAction("&About Lightbox", self, triggered=self._about))
 
@@ -107,6 +114,33 @@ class MainWindow(QMainWindow):
     def start_node(self) -> None:
         """Start the node (unless it runs already) and show where it listens."""
         self.node_state.setText(start_node(self.node, self.archive) if self.node is not None else "DICOM node off")
+
+    # -- settings -------------------------------------------------------------------------
+    @property
+    def actor(self) -> str:
+        return self.user.name if self.user else users.os_actor()
+
+    def open_settings(self) -> None:
+        if not self.may("settings"):
+            QMessageBox.warning(self, "Settings", "Only administrators and service technicians change the settings.")
+            return
+        from app.ui.settings_dialog import SettingsDialog
+        dialog = SettingsDialog(self.archive, self.actor, self._settings_applied, self)
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def _settings_applied(self, keys: list[str], restart: bool) -> None:
+        self.archive.reload_settings()
+        self._update_disk()
+        if restart and self.node is not None:
+            self.node_state.setText("DICOM node restarting with the new settings …")
+            node, archive = self.node, self.archive
+
+            def restart_node() -> str:
+                node.stop(grace=5)  # in-flight associations finish first
+                return start_node(node, archive)
+            run_in_background(restart_node, lambda text, error: self.node_state.setText(
+                text if error is None else f"⚠ The DICOM node could not restart: {error}"))
 
     # -- import ---------------------------------------------------------------------------
     def import_folder(self) -> None:

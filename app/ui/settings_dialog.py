@@ -1,0 +1,429 @@
+"""Settings (admin and service only): the local node and the remote nodes.
+
+The local node's form is built from the settings table (app.config.SETTINGS): every
+parameter of spec Table 4-53 and the rest, with its help text, range and choices, so the
+dialog and the settings file can never disagree. Changes are validated by the same code
+as 'lightbox config set', written to the settings file, audited, and applied without a
+restart (the node re-reads settings per association; a changed address or TLS setup
+restarts only its listeners). Remote nodes: add from a template, edit, remove, Echo.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
+                               QWidget, QAbstractItemView, QHeaderView)
+
+from app.config import SETTINGS, Setting, SettingsError, check_aet, parse_value
+from app.net import verification
+from app.store import audit, nodes
+from app.ui.background import run_in_background
+
+SECTIONS = {"node": "Local node", "timeouts": "Timeouts (spec Table 4-53)", "policy": "Acceptance policy",
+            "storage": "Storage", "tls": "Secure transport (TLS)", "services": "Own AE title / port per service"}
+# Changing these needs the listeners restarted (the rest is read per association).
+LISTENER_KEYS = ("node.aet", "node.host", "node.port", "tls.", "services.")
+_FILE_KEYS = {"tls.certificate", "tls.private_key", "tls.ca_file"}
+_ERROR_STYLE = "color: #b00020"
+
+
+def _needs_listener_restart(key: str) -> bool:
+    return any(key == k or (k.endswith(".") and key.startswith(k)) for k in LISTENER_KEYS)
+
+
+class _Field:
+    """One setting's editor."""
+
+    def __init__(self, spec: Setting, value, parent: QWidget):
+        self.spec = spec
+        kind = type(spec.default) if spec.default is not None else str
+        if spec.choices:
+            self.widget = QComboBox(parent)
+            self.widget.addItems(spec.choices)
+            self.widget.setCurrentText(str(value))
+        elif kind is bool:
+            self.widget = QCheckBox(parent)
+            self.widget.setChecked(bool(value))
+        elif kind is int:
+            self.widget = QSpinBox(parent)
+            self.widget.setRange(spec.minimum if spec.minimum is not None else -2**31,
+                                 spec.maximum if spec.maximum is not None else 2**31 - 1)
+            self.widget.setValue(int(value))
+            self.widget.setEnabled(spec.minimum != spec.maximum)  # fixed by the spec (C-MOVE 1200 s)
+        else:
+            self.widget = QLineEdit(str(value or ""), parent)
+        self.widget.setToolTip(spec.help)
+        self.error = QLabel(parent)
+        self.error.setStyleSheet(_ERROR_STYLE)
+        self.error.hide()
+
+    def raw(self):
+        w = self.widget
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        return w.text().strip()
+
+    def show_error(self, message: str | None) -> None:
+        self.error.setText(message or "")
+        self.error.setVisible(bool(message))
+
+
+class LocalNodeTab(QScrollArea):
+    def __init__(self, settings, parent=None):
+        super().__init__(parent)
+        self.settings = settings
+        self.fields: dict[str, _Field] = {}
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        groups: dict[str, QFormLayout] = {}
+        for spec in SETTINGS:
+            section = spec.key.split(".")[0]
+            if section not in groups:
+                box = QGroupBox(SECTIONS.get(section, section))
+                groups[section] = QFormLayout(box)
+                lay.addWidget(box)
+            field = _Field(spec, settings.get(spec.key), body)
+            self.fields[spec.key] = field
+            row = QWidget()
+            row_lay = QHBoxLayout(row)
+            row_lay.setContentsMargins(0, 0, 0, 0)
+            row_lay.addWidget(field.widget, 1)
+            if spec.key in _FILE_KEYS:
+                browse = QPushButton("Choose…")
+                browse.clicked.connect(lambda _=False, f=field: self._choose_file(f))
+                row_lay.addWidget(browse)
+            hint = QLabel(spec.help)
+            hint.setStyleSheet("color: #666")
+            row_lay.addWidget(hint, 2)
+            groups[section].addRow(spec.key.split(".", 1)[1], row)
+            groups[section].addRow("", field.error)
+        lay.addStretch(1)
+        self.setWidget(body)
+        self.setWidgetResizable(True)
+
+    def _choose_file(self, field: _Field) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, field.spec.help, "", "PEM files (*.pem *.crt *.key);;All files (*)")
+        if path:
+            field.widget.setText(path)
+
+    def changes(self) -> tuple[dict, dict]:
+        """({key: value} changed and valid, {key: error})."""
+        changed, errors = {}, {}
+        for key, field in self.fields.items():
+            raw = field.raw()
+            current = self.settings.get(key)
+            if raw == current or (raw == "" and current in (None, "")):
+                field.show_error(None)
+                continue
+            try:
+                value = parse_value(key, raw) if not (key.endswith(".aet") and raw == "") else ""
+                if key in _FILE_KEYS and value and not Path(value).is_file():
+                    raise SettingsError(f"{value} is not a readable file")
+            except SettingsError as exc:
+                errors[key] = str(exc)
+                field.show_error(str(exc))
+                continue
+            field.show_error(None)
+            changed[key] = value
+        return changed, errors
+
+
+class NodeEditor(QDialog):
+    """Add or edit one remote node, optionally from a template."""
+
+    def __init__(self, node: nodes.RemoteNode | None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Remote node" if node else "New remote node")
+        self.result_node: nodes.RemoteNode | None = None
+        self.original = node
+        form = QFormLayout()
+        self.template = QComboBox()
+        self.template.addItem("(none)")
+        self._templates = nodes.templates()
+        self.template.addItems([t.name for t in self._templates])
+        self.template.currentIndexChanged.connect(self._apply_template)
+        if node is None:
+            form.addRow("Template", self.template)
+        self.name = QLineEdit(node.name if node else "")
+        self.name.setReadOnly(node is not None)
+        self.aet = QLineEdit(node.aet if node else "")
+        self.aet.setMaxLength(16)
+        self.host = QLineEdit(node.host if node else "")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(node.port if node else 104)
+        self.roles = {r: QCheckBox(r) for r in nodes.ROLES}
+        roles_box = QWidget()
+        grid = QGridLayout(roles_box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        for i, (role, box) in enumerate(self.roles.items()):
+            box.setChecked(role in (node.roles if node else ("echo", "store")))
+            grid.addWidget(box, i // 4, i % 4)
+        self.tls = QCheckBox("talk to this node over TLS")
+        self.tls.setChecked(bool(node and node.tls))
+        self.cert_path = QLineEdit()
+        self.cert_path.setPlaceholderText("its certificate (PEM) to pin; empty: trust tls.ca_file")
+        cert_button = QPushButton("Choose…")
+        cert_button.clicked.connect(self._choose_cert)
+        cert_row = QWidget()
+        cr = QHBoxLayout(cert_row)
+        cr.setContentsMargins(0, 0, 0, 0)
+        cr.addWidget(self.cert_path, 1)
+        cr.addWidget(cert_button)
+        self.pin = QLabel(node.cert_sha256 if node and node.cert_sha256 else "—")
+        self.pin.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.comment = QLineEdit(node.comment if node and node.comment else "")
+        for label, w in (("Name", self.name), ("AE title", self.aet), ("Host", self.host), ("Port", self.port),
+                         ("Services", roles_box), ("TLS", self.tls), ("Certificate", cert_row),
+                         ("Pinned SHA-256", self.pin), ("Comment", self.comment)):
+            form.addRow(label, w)
+        self.error = QLabel()
+        self.error.setStyleSheet(_ERROR_STYLE)
+        self.error.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+
+    def _apply_template(self) -> None:
+        i = self.template.currentIndex() - 1
+        if i < 0:
+            return
+        t = self._templates[i]
+        if not self.name.text():
+            self.name.setText(t.name.split()[0].lower())
+        self.aet.setText(t.aet)
+        self.port.setValue(t.port)
+        for role, box in self.roles.items():
+            box.setChecked(role in t.roles)
+        self.comment.setText(t.comment)
+
+    def _choose_cert(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The node's certificate", "", "PEM (*.pem *.crt);;All files (*)")
+        if path:
+            self.cert_path.setText(path)
+
+    def _entered(self) -> dict:
+        return {"name": self.name.text().strip(), "aet": self.aet.text().strip(), "host": self.host.text().strip(),
+                "port": self.port.value(), "roles": tuple(r for r, box in self.roles.items() if box.isChecked()),
+                "tls": self.tls.isChecked(), "cert_path": self.cert_path.text().strip(),
+                "comment": self.comment.text().strip() or None}
+
+    def _validate(self, v: dict) -> nodes.RemoteNode:
+        """The node as entered (runs off the GUI thread: it resolves the host name);
+        SettingsError with a message for the user if it is not valid."""
+        if not v["name"]:
+            raise SettingsError("Give the node a name (how it appears in Send to and Query).")
+        check_aet(v["aet"])
+        if why := nodes.check_host(v["host"]):
+            raise SettingsError(why[0].upper() + why[1:] + ".")
+        cert = self.original.certificate if self.original else None
+        if v["cert_path"]:
+            try:
+                cert = Path(v["cert_path"]).read_bytes()
+            except OSError as exc:
+                raise SettingsError(f"Cannot read the certificate file: {exc.strerror or exc}") from None
+        return nodes.RemoteNode(v["name"], v["aet"], v["host"], v["port"], v["roles"], v["tls"], cert, None,
+                                v["comment"])
+
+    def _accept(self) -> None:
+        entered = self._entered()
+        self.buttons.setEnabled(False)
+        self.error.setText("Checking …")
+
+        def done(node, error) -> None:
+            self.buttons.setEnabled(True)
+            if error is not None:
+                self.error.setText(str(error))
+                return
+            self.result_node = node
+            self.accept()
+        run_in_background(lambda: self._validate(entered), done)
+
+
+class RemoteNodesTab(QWidget):
+    changed = Signal()
+
+    def __init__(self, archive, actor: str, parent=None):
+        super().__init__(parent)
+        self.archive, self.actor = archive, actor
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["Name", "AE title", "Address", "TLS", "Services", "Comment"])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda *_: self.edit())
+        self.echo_result = QLabel()
+        self.echo_result.setWordWrap(True)
+        buttons = QHBoxLayout()
+        self.add_button = QPushButton("Add…")
+        self.edit_button = QPushButton("Edit…")
+        self.remove_button = QPushButton("Remove")
+        self.echo_button = QPushButton("Echo")
+        for b, fn in ((self.add_button, self.add), (self.edit_button, self.edit),
+                      (self.remove_button, self.remove), (self.echo_button, self.echo)):
+            b.clicked.connect(fn)
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table)
+        lay.addLayout(buttons)
+        lay.addWidget(self.echo_result)
+        self.nodes: list[nodes.RemoteNode] = []
+        self.reload()
+
+    def reload(self) -> None:
+        def show(found, error) -> None:
+            if error is not None:
+                self.echo_result.setText(f"The remote nodes cannot be read: {error}")
+                return
+            self.nodes = found
+            self.table.setRowCount(len(found))
+            for r, n in enumerate(found):
+                tls = ("pinned" if n.cert_sha256 else "CA") if n.tls else ""
+                for c, text in enumerate((n.name, n.aet, f"{n.host}:{n.port}", tls, ", ".join(n.roles),
+                                          n.comment or "")):
+                    self.table.setItem(r, c, QTableWidgetItem(text))
+        run_in_background(lambda: nodes.list_nodes(self.archive.engine), show)
+
+    def selected(self) -> nodes.RemoteNode | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.nodes[rows[0].row()] if rows else None
+
+    def _save(self, node: nodes.RemoteNode, replace: bool) -> None:
+        engine, actor = self.archive.engine, self.actor
+
+        def save():
+            saved = nodes.add_node(engine, node, replace=replace)
+            audit.log(engine, actor, "node-edit" if replace else "node-add",
+                      f"{saved.name}: {saved.aet}@{saved.host}:{saved.port}")
+            return saved
+
+        def done(saved, error) -> None:
+            if error is not None:
+                QMessageBox.warning(self, "Remote node not saved", str(error))
+                return
+            self.echo_result.setText(f"Saved {saved.name}. It takes effect for the next association.")
+            self.reload()
+            self.changed.emit()
+        run_in_background(save, done)
+
+    def add(self) -> None:
+        editor = NodeEditor(None, self)
+        if editor.exec():
+            self._save(editor.result_node, replace=False)
+
+    def edit(self) -> None:
+        node = self.selected()
+        if node is None:
+            return
+        editor = NodeEditor(node, self)
+        if editor.exec():
+            self._save(editor.result_node, replace=True)
+
+    def remove(self) -> None:
+        node = self.selected()
+        if node is None:
+            return
+        if QMessageBox.question(self, "Remove node", f"Remove the remote node '{node.name}' "
+                                f"({node.aet}@{node.host}:{node.port})?") != QMessageBox.Yes:
+            return
+        engine, actor = self.archive.engine, self.actor
+
+        def remove():
+            nodes.remove_node(engine, node.name)
+            audit.log(engine, actor, "node-remove", node.name)
+        run_in_background(remove, lambda *_: (self.reload(), self.changed.emit()))
+
+    def echo(self) -> None:
+        node = self.selected()
+        if node is None:
+            self.echo_result.setText("Select a node to echo.")
+            return
+        self.echo_result.setText(f"Echoing {node.aet}@{node.host}:{node.port} …")
+        self.echo_button.setEnabled(False)
+        settings = self.archive.settings
+        started = time.monotonic()
+
+        def done(status, error) -> None:
+            self.echo_button.setEnabled(True)
+            if error is not None:
+                self.echo_result.setText(f"✗ {error}")
+                self.echo_result.setStyleSheet(_ERROR_STYLE)
+                return
+            ms = (time.monotonic() - started) * 1000
+            ok = status == 0
+            self.echo_result.setStyleSheet("" if ok else _ERROR_STYLE)
+            self.echo_result.setText(f"{'✓' if ok else '✗'} C-ECHO {node.aet}@{node.host}:{node.port}: "
+                                     f"{'success' if ok else f'status 0x{status:04X}'} ({ms:.0f} ms)")
+        run_in_background(lambda: verification.echo_node(settings, node), done)
+
+
+class SettingsDialog(QDialog):
+    """``on_apply(changed_keys)`` is called after local settings were saved."""
+
+    def __init__(self, archive, actor: str, on_apply=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Lightbox — settings")
+        self.archive, self.actor, self.on_apply = archive, actor, on_apply
+        self.tabs = QTabWidget()
+        self.local = LocalNodeTab(archive.settings)
+        self.remote = RemoteNodesTab(archive, actor)
+        self.tabs.addTab(self.local, "Local node")
+        self.tabs.addTab(self.remote, "Remote nodes")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Apply | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(lambda: self.apply() and self.accept())
+        self.buttons.button(QDialogButtonBox.Apply).clicked.connect(self.apply)
+        self.buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.tabs)
+        lay.addWidget(self.message)
+        lay.addWidget(self.buttons)
+        self.resize(1000, 760)
+
+    def apply(self) -> bool:
+        changed, errors = self.local.changes()
+        if errors:
+            self.message.setStyleSheet(_ERROR_STYLE)
+            self.message.setText(f"{len(errors)} setting(s) not valid; nothing was saved. " +
+                                 "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3]))
+            self.tabs.setCurrentWidget(self.local)
+            return False
+        if not changed:
+            self.message.setText("No changes.")
+            return True
+        settings = self.archive.settings
+        for key, value in changed.items():
+            if value == "" and key.endswith(".aet"):
+                settings.unset(key)
+            else:
+                settings.set(key, value)
+        settings.save()
+        engine, actor = self.archive.engine, self.actor
+        run_in_background(lambda: [audit.log(engine, actor, "settings", f"{k} = {v}") for k, v in changed.items()])
+        restart = any(_needs_listener_restart(k) for k in changed)
+        self.message.setStyleSheet("")
+        self.message.setText(f"Saved {len(changed)} setting(s)" +
+                             ("; the DICOM listeners restart with them." if restart
+                              else "; they apply from the next association."))
+        if self.on_apply is not None:
+            self.on_apply(list(changed), restart)
+        return True
