@@ -10,8 +10,8 @@ from app import events
 
 
 class CoreBridge(QObject):
-    instancesAdded = Signal(list)  # SOP Instance UIDs newly indexed
-    jobUpdated = Signal(dict)      # app.jobs.queue.Job.as_dict()
+    instancesAdded = Signal(object)  # list of SOP Instance UIDs newly indexed (never None: see background.py)
+    jobUpdated = Signal(object)      # app.jobs.queue.Job.as_dict(), passed as the Python object
     jobsRemoved = Signal()
 
     def __init__(self, parent: QObject | None = None):

@@ -311,9 +311,12 @@ def write_part10(ds: Dataset, path: Path) -> None:
 
 def ensure_images(kind: str, count: int, log=print) -> list[Path]:
     """The first ``count`` images of ``kind`` ('CT' or 'MG'), generated once and cached."""
+    makers = {"CT": ct_dataset, "MG": mg_dataset}
+    if kind not in makers:
+        raise ValueError(f"kind must be 'CT' or 'MG', not {kind!r}")
+    make = makers[kind]
     folder = cache_root() / kind.lower()
     folder.mkdir(parents=True, exist_ok=True)
-    make = ct_dataset if kind == "CT" else mg_dataset
     paths = [folder / f"{kind}_{i:05d}.dcm" for i in range(1, count + 1)]
     missing = [p for p in paths if not p.exists()]
     if missing:

@@ -1,0 +1,26 @@
+"""GUI benchmark under pytest (see bench_gui.py): measured and reported, never timed. The
+assertions are only that every image arrived in both receivers and every search answered."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import bench_gui
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.peers]
+
+
+@pytest.mark.timeout(3600)
+def test_gui_responsiveness_and_browser_speed(qtbot, tmp_path, capsys):
+    lines: list[str] = []
+    report = bench_gui.run_benchmark(os.environ.get("LIGHTBOX_BENCH_SIZE", "smoke"), work=tmp_path / "work",
+                                     log=lines.append)
+    with capsys.disabled():
+        print("\n" + "\n".join(lines) + "\n\n" + bench_gui.format_report(report))
+    assert report["headless"]["received"] == report["images"], report["headless"]
+    assert report["gui"]["received"] == report["images"], report["gui"]
+    assert report["gui"]["storescu_rc"] == 0, report["gui"]["storescu_err"]
+    assert report["gui"]["lateness_ms"]["ticks"] > 0
+    assert all(s["rows"] is not None for s in report["browser"]["searches"])
