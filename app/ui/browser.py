@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QSortFilterProxyModel, Qt, QThreadPool,
+from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, Qt, QThreadPool,
                             QTimer, Signal)
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMenu, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
@@ -60,11 +60,36 @@ class RowModel(QAbstractTableModel):
         super().__init__(parent)
         self.columns = columns
         self.rows: list[dict] = []
+        self._order: tuple[int, Qt.SortOrder] | None = None
 
     def set_rows(self, rows: list[dict]) -> None:
         self.beginResetModel()
         self.rows = rows
+        if self._order is not None:
+            self._sort_rows(*self._order)
         self.endResetModel()
+
+    def sort(self, column: int, order=Qt.AscendingOrder) -> None:
+        # Sorting here, with one key per row, takes milliseconds for 10,000 studies; a
+        # QSortFilterProxyModel compares through data() and took over a second.
+        self._order = (column, order)
+        self.layoutAboutToBeChanged.emit()
+        self._sort_rows(column, order)
+        self.layoutChanged.emit()
+
+    def _sort_rows(self, column: int, order) -> None:
+        keyword = self.columns[column][1]
+        if keyword in _NUMERIC:
+            def key(row):
+                try:
+                    return (0, int(row.get(keyword)))
+                except (TypeError, ValueError):
+                    return (1, 0)  # no value: last
+        else:
+            def key(row):
+                value = row.get(keyword)
+                return (0, str(value).lower()) if value not in (None, "") else (1, "")
+        self.rows.sort(key=key, reverse=order == Qt.DescendingOrder)
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
@@ -85,13 +110,6 @@ class RowModel(QAbstractTableModel):
         value = row.get(keyword)
         if role == Qt.DisplayRole:
             return fmt(value) if value not in (None, "") else ""
-        if role == Qt.EditRole:  # what sorting compares
-            if keyword in _NUMERIC:
-                try:
-                    return int(value)
-                except (TypeError, ValueError):
-                    return -1
-            return str(value or "")
         if role == Qt.TextAlignmentRole and keyword in _NUMERIC:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == ROW_ROLE:
@@ -146,10 +164,7 @@ class PatientBrowser(QWidget):
             bar.addWidget(w, stretch)
 
         self.studies = RowModel(STUDY_COLUMNS, self)
-        self.study_sort = QSortFilterProxyModel(self)
-        self.study_sort.setSourceModel(self.studies)
-        self.study_sort.setSortRole(Qt.EditRole)
-        self.study_view = self._table(self.study_sort)
+        self.study_view = self._table(self.studies)
         self.study_view.sortByColumn(5, Qt.DescendingOrder)
         self.study_view.selectionModel().selectionChanged.connect(lambda *_: self._study_selected())
         self.study_view.doubleClicked.connect(self._activated)
@@ -157,10 +172,7 @@ class PatientBrowser(QWidget):
         self.study_view.customContextMenuRequested.connect(self._context_menu)
 
         self.series = RowModel(SERIES_COLUMNS, self)
-        self.series_sort = QSortFilterProxyModel(self)
-        self.series_sort.setSourceModel(self.series)
-        self.series_sort.setSortRole(Qt.EditRole)
-        self.series_view = self._table(self.series_sort)
+        self.series_view = self._table(self.series)
         self.series_view.sortByColumn(0, Qt.AscendingOrder)
 
         self.summary = QLabel()
@@ -246,8 +258,8 @@ class PatientBrowser(QWidget):
 
     def _reselect(self, uids: set[str]) -> None:
         sel = self.study_view.selectionModel()
-        for r in range(self.study_sort.rowCount()):
-            row = self.study_sort.index(r, 0).data(ROW_ROLE)
+        for r in range(self.studies.rowCount()):
+            row = self.studies.rows[r]
             if row and row.get("StudyInstanceUID") in uids:
                 self.study_view.selectRow(r)
                 break
@@ -256,7 +268,7 @@ class PatientBrowser(QWidget):
     # -- selection ------------------------------------------------------------------------
     def selected_studies(self) -> list[dict]:
         rows = {i.row() for i in self.study_view.selectionModel().selectedRows()}
-        return [self.study_sort.index(r, 0).data(ROW_ROLE) for r in sorted(rows)]
+        return [self.studies.rows[r] for r in sorted(rows)]
 
     def _study_selected(self) -> None:
         chosen = self.selected_studies()

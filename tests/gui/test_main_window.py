@@ -60,7 +60,7 @@ def archive(tmp_path):
 
 
 def _shown(win) -> list[str]:
-    model = win.browser.study_sort
+    model = win.browser.studies
     return sorted(model.index(r, 1).data() for r in range(model.rowCount()))
 
 
@@ -72,8 +72,8 @@ def test_browse_and_search(qtbot, archive):
     qtbot.waitExposed(win)
     qtbot.waitUntil(lambda: _shown(win) == ["P1", "P2", "P3"], timeout=5000)
     # the columns a reader expects, formatted for reading
-    row = next(r for r in range(3) if win.browser.study_sort.index(r, 1).data() == "P1")
-    cells = [win.browser.study_sort.index(row, c).data() for c in range(win.browser.study_sort.columnCount())]
+    row = next(r for r in range(3) if win.browser.studies.index(r, 1).data() == "P1")
+    cells = [win.browser.studies.index(row, c).data() for c in range(win.browser.studies.columnCount())]
     assert cells[0] == "Doe, Jane" and cells[8] == "CT" and cells[9] == "1" and cells[10] == "3"
     assert cells[11] == "Referrer, Rita"
 
@@ -94,7 +94,7 @@ def test_browse_and_search(qtbot, archive):
     # selecting a study lists its series
     win.browser.study_view.selectRow(row)
     qtbot.waitUntil(lambda: win.browser.series.rowCount() == 1, timeout=5000)
-    assert win.browser.series_sort.index(0, 6).data() == "3"
+    assert win.browser.series.index(0, 6).data() == "3"
     assert win.user_state.text().startswith("rita")
     screenshot(win, "browser.png")
 
