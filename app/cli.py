@@ -228,6 +228,25 @@ def cmd_config(args) -> int:
     return 0
 
 
+# -- delete ------------------------------------------------------------------------------
+def cmd_delete(args) -> int:
+    from app.store import users
+    from app.store.delete import delete_studies, never_committed
+    archive = _archive(args)
+    try:
+        unsafe = never_committed(archive.engine, args.study)
+        if unsafe and not args.force:
+            raise CliError(f"{len(unsafe)} of the studies were never committed to an archive (storage commitment), "
+                           f"e.g. {unsafe[0]}; this may be the only copy. Add --force to delete anyway.")
+        result = delete_studies(archive.engine, archive.files, args.study, actor=users.os_actor())
+    finally:
+        archive.close()
+    print(f"deleted {result.studies} stud(ies), {result.instances} instance(s)")
+    if result.studies < len(set(args.study)):
+        print(f"{len(set(args.study)) - result.studies} not found", file=sys.stderr)
+    return 0 if not result.files_left else 1
+
+
 # -- users and audit --------------------------------------------------------------------
 def _new_password(args, name: str) -> str:
     if args.password_stdin:
@@ -372,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     cl = cs.add_parser("list")
     cl.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_config)
+
+    s = sub.add_parser("delete", help="delete studies from the local archive")
+    s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")
+    s.add_argument("--force", action="store_true", help="also studies no archive has committed to keep")
+    s.set_defaults(fn=cmd_delete)
 
     from app.store.users import ROLES
     s = sub.add_parser("users", help="users of the workstation (spec §7.3)")

@@ -93,6 +93,17 @@ config_version = Table(
     Column("version", Integer, nullable=False),
 )
 
+# Storage commitment results (spec §4.2.1.3.2, filled in by the commitment service): a study
+# is safe to delete locally once a remote archive has committed to keep all of it.
+commitment = Table(
+    "commitment", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_uid", Text, nullable=False, index=True),
+    Column("node", String(64), nullable=False),
+    Column("instances", Integer, nullable=False),
+    Column("committed_at", DateTime(timezone=True), nullable=False),
+)
+
 # Users of the workstation (app.store.users); passwords only as scrypt hashes.
 app_user = Table(
     "app_user", metadata,

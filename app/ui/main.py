@@ -177,9 +177,46 @@ class MainWindow(QMainWindow):
     def _study_action(self, action: str, rows: list[dict]) -> None:
         if action == "open":
             self.open_studies(rows)
+        elif action == "delete":
+            self.delete_studies(rows)
         else:
             QMessageBox.information(self, "Not available yet",
                                     f"'{action}' is not part of this version of Lightbox yet.")
+
+    def delete_studies(self, rows: list[dict]) -> None:
+        """Delete after confirmation; a second one if no archive has committed to keep them."""
+        if not self.may("delete"):
+            QMessageBox.warning(self, "Delete", "Your role cannot delete studies; ask a technologist or an "
+                                "administrator.")
+            return
+        from app.store.delete import delete_studies, never_committed
+        from app.ui import text
+        listing = "\n".join(f"• {text.person_name(r.get('PatientName')) or '?'} ({r.get('PatientID') or '?'}), "
+                            f"{text.date(r.get('StudyDate'))} {r.get('StudyDescription') or ''} — "
+                            f"{r.get('NumberOfStudyRelatedInstances', 0)} images" for r in rows[:12])
+        more = f"\n… and {len(rows) - 12} more" if len(rows) > 12 else ""
+        if QMessageBox.question(self, "Delete studies", f"Delete these {len(rows)} stud{'y' if len(rows) == 1 else 'ies'} "
+                                f"from this workstation?\n\n{listing}{more}") != QMessageBox.Yes:
+            return
+        uids = [r["StudyInstanceUID"] for r in rows]
+        unsafe = never_committed(self.archive.engine, uids)
+        if unsafe and QMessageBox.warning(
+                self, "Not archived", f"{len(unsafe)} of them {'has' if len(unsafe) == 1 else 'have'} never been "
+                "confirmed as stored by an archive (storage commitment). If this workstation holds the only "
+                "copy, it is lost for good.\n\nDelete anyway?",
+                QMessageBox.Yes | QMessageBox.No, QMessageBox.No) != QMessageBox.Yes:
+            return
+        engine, files, actor = self.archive.engine, self.archive.files, self.actor
+
+        def done(result, error) -> None:
+            if error is not None:
+                QMessageBox.critical(self, "Delete", f"The studies could not be deleted: {error}")
+                return
+            self.statusBar().showMessage(f"Deleted {result.studies} stud(ies), {result.instances} images"
+                                         + (f"; {result.files_left} file(s) could not be removed (see the log)"
+                                            if result.files_left else ""), 10000)
+            self.browser.refresh()
+        run_in_background(lambda: delete_studies(engine, files, uids, actor=actor), done)
 
     def closeEvent(self, event) -> None:
         self.bridge.close()

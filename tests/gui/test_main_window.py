@@ -176,3 +176,32 @@ def test_import_runs_as_a_job_with_progress(qtbot, archive, tmp_path):
     qtbot.waitUntil(lambda: len(_shown(win)) == 4, timeout=5000)  # the browser saw it arrive
     screenshot(win, "import_job.png")
     win.close()
+
+
+def test_delete_asks_twice_for_a_study_never_archived(qtbot, archive, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+    tom = users.add_user(archive.engine, "tom", "technologist", "technology 1", actor="test")
+    win = MainWindow(archive, None, tom)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
+    asked: list[str] = []
+    answers = {"question": QMessageBox.Yes, "warning": QMessageBox.No}
+    monkeypatch.setattr(QMessageBox, "question", lambda _p, title, text, *a: (asked.append(title), answers["question"])[1])
+    monkeypatch.setattr(QMessageBox, "warning", lambda _p, title, text, *a: (asked.append(title), answers["warning"])[1])
+    row = next(r for r in win.browser.studies.rows if r["PatientID"] == "P2")
+    win.delete_studies([row])
+    assert asked == ["Delete studies", "Not archived"]  # declined the second time: nothing deleted
+    qtbot.wait(300)
+    assert len(_shown(win)) == 3
+    answers["warning"] = QMessageBox.Yes
+    win.delete_studies([row])
+    qtbot.waitUntil(lambda: _shown(win) == ["P1", "P3"], timeout=5000)
+    assert "Deleted 1 stud" in win.statusBar().currentMessage()
+
+    rita = users.add_user(archive.engine, "rita", "reading", "radiology 1", actor="test")
+    reader = MainWindow(archive, None, rita)
+    qtbot.addWidget(reader)
+    asked.clear()
+    reader.delete_studies([row])
+    assert asked == ["Delete"]  # told that the role cannot delete

@@ -94,3 +94,35 @@ def test_config_cli(home):
 def test_python_m_app_and_console_script_agree():
     r = subprocess.run([sys.executable, "-m", "app", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and r.stdout.startswith("lightbox ")
+
+
+def test_delete_study_removes_rows_files_and_is_audited(tmp_path):
+    import json as _json
+
+    from app.cli import main
+    from pydicom.uid import generate_uid
+    from tests.peers.peerutil import ct_dataset, save
+    home = tmp_path / "home"
+    keep_study, gone_study = generate_uid(), generate_uid()
+    (tmp_path / "in").mkdir()
+    for study, pid in ((keep_study, "KEEP"), (gone_study, "GONE")):
+        series = generate_uid()
+        for i in range(3):
+            ds = ct_dataset(study, series, generate_uid(), i + 1, size=8, patient_id=pid)
+            save(ds, tmp_path / "in" / f"{pid}{i}.dcm")
+    assert main(["--home", str(home), "import", str(tmp_path / "in")]) == 0
+    # never committed: refused without --force, and nothing is touched
+    assert main(["--home", str(home), "delete", "--study", gone_study]) == 2
+    archive_files = lambda: sorted(p for p in (home / "archive").rglob("*.dcm"))
+    assert len(archive_files()) == 6
+    assert main(["--home", str(home), "delete", "--study", gone_study, "--force"]) == 0
+    assert len(archive_files()) == 3 and not (home / "archive" / gone_study).exists()
+    from app.store.db import open_engine
+    from app.store import audit
+    from app.store.query import search
+    engine = open_engine(home)
+    assert [s["StudyInstanceUID"] for s in search(engine, "study", {})] == [keep_study]
+    assert [p["PatientID"] for p in search(engine, "patient", {})] == ["KEEP"]  # the empty patient went too
+    [entry] = audit.search(engine, action="delete")
+    assert entry["study_uid"] == gone_study and entry["patient_id"] == "GONE" and "3 instance" in entry["detail"]
+    engine.dispose()
