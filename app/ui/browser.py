@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, Qt, QThreadPool,
+from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QSize, Qt, QThreadPool,
                             QTimer, Signal)
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QMenu, QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 from sqlalchemy import func, select
 
+from app.imaging import thumbnails
 from app.store import browse
 from app.store.schema import instance
 from app.ui import text
@@ -61,6 +63,13 @@ class RowModel(QAbstractTableModel):
         self.columns = columns
         self.rows: list[dict] = []
         self._order: tuple[int, Qt.SortOrder] | None = None
+        self.icons: dict[str, QPixmap] = {}  # series thumbnails, by Series Instance UID
+
+    def set_icon(self, series_uid: str, pixmap: QPixmap) -> None:
+        self.icons[series_uid] = pixmap
+        for r, row in enumerate(self.rows):
+            if row.get("SeriesInstanceUID") == series_uid:
+                self.dataChanged.emit(self.index(r, 0), self.index(r, 0), [Qt.DecorationRole])
 
     def set_rows(self, rows: list[dict]) -> None:
         self.beginResetModel()
@@ -110,6 +119,8 @@ class RowModel(QAbstractTableModel):
         value = row.get(keyword)
         if role == Qt.DisplayRole:
             return fmt(value) if value not in (None, "") else ""
+        if role == Qt.DecorationRole and index.column() == 0 and self.icons:
+            return self.icons.get(row.get("SeriesInstanceUID"))
         if role == Qt.TextAlignmentRole and keyword in _NUMERIC:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         if role == ROW_ROLE:
@@ -127,6 +138,8 @@ class PatientBrowser(QWidget):
         self.archive = archive
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(2)
+        self.thumb_pool = QThreadPool(self)  # thumbnails never hold up a search
+        self.thumb_pool.setMaxThreadCount(1)
         self._generation = {"studies": 0, "series": 0}
         self._last_instance_id = None
         self._build()
@@ -173,6 +186,8 @@ class PatientBrowser(QWidget):
 
         self.series = RowModel(SERIES_COLUMNS, self)
         self.series_view = self._table(self.series)
+        self.series_view.setIconSize(QSize(thumbnails.SIZE, thumbnails.SIZE))
+        self.series_view.verticalHeader().setDefaultSectionSize(thumbnails.SIZE + 4)
         self.series_view.sortByColumn(0, Qt.AscendingOrder)
 
         self.summary = QLabel()
@@ -286,6 +301,21 @@ class PatientBrowser(QWidget):
         if gen == self._generation["series"] and error is None:
             self.series.set_rows(rows)
             self.series_view.resizeColumnsToContents()
+            for row in rows:
+                uid = row["SeriesInstanceUID"]
+                if uid not in self.series.icons:
+                    self._request_thumbnail(uid)
+
+    def _request_thumbnail(self, uid: str) -> None:
+        archive = self.archive
+
+        def ready(path, error) -> None:
+            if error is None and path is not None:
+                pixmap = QPixmap(str(path))
+                if not pixmap.isNull():
+                    self.series.set_icon(uid, pixmap)
+                    self.series_view.resizeColumnToContents(0)
+        run_in_background(lambda: thumbnails.thumbnail(archive, uid), ready, self.thumb_pool)
 
     def _activated(self, index) -> None:
         row = index.data(ROW_ROLE)

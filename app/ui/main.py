@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.jobs_dock.setObjectName("jobs")
         self.jobs_dock.setWidget(self.jobs_panel)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.jobs_dock)
+        self.resizeDocks([self.jobs_dock], [170], Qt.Vertical)
         self._menus()
         self._status_bar()
         self.resize(1280, 800)
@@ -223,6 +224,7 @@ class MainWindow(QMainWindow):
         if self._own_jobs:
             self.jobs.stop()  # a running job resumes at the next start
         self.browser.pool.waitForDone(5000)
+        self.browser.thumb_pool.waitForDone(5000)
         super().closeEvent(event)
 
 

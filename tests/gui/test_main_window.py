@@ -91,10 +91,14 @@ def test_browse_and_search(qtbot, archive):
     win.browser.clear_search()
     qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
 
-    # selecting a study lists its series
+    # selecting a study lists its series, with a thumbnail made in the background and cached
     win.browser.study_view.selectRow(row)
     qtbot.waitUntil(lambda: win.browser.series.rowCount() == 1, timeout=5000)
     assert win.browser.series.index(0, 6).data() == "3"
+    qtbot.waitUntil(lambda: win.browser.series.index(0, 0).data(Qt.DecorationRole) is not None, timeout=10000)
+    icon = win.browser.series.index(0, 0).data(Qt.DecorationRole)
+    assert icon.width() == 96 or icon.height() == 96
+    assert list((archive.home / "cache" / "thumbnails").glob("*.png"))
     assert win.user_state.text().startswith("rita")
     screenshot(win, "browser.png")
 
