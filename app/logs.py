@@ -10,6 +10,10 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 
 
+def log_file(home: Path) -> Path:
+    return home / "logs" / "lightbox.log"
+
+
 def setup(home: Path, verbose: bool, to_file: bool, *, rotate: bool = True) -> None:
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -19,8 +23,8 @@ def setup(home: Path, verbose: bool, to_file: bool, *, rotate: bool = True) -> N
     err.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root.addHandler(err)
     if to_file:
-        (home / "logs").mkdir(parents=True, exist_ok=True)
-        path = home / "logs" / "lightbox.log"
+        path = log_file(home)
+        path.parent.mkdir(parents=True, exist_ok=True)
         if rotate:
             fh: logging.Handler = logging.handlers.RotatingFileHandler(
                 path, maxBytes=10 * 2**20, backupCount=5, encoding="utf-8")

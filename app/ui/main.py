@@ -82,6 +82,12 @@ class MainWindow(QMainWindow):
         if not self.may("settings"):
             settings.setToolTip("Only administrators and service technicians change the settings.")
         tools.addAction(settings)
+        for label, capability, slot in (("&Users…", "users", self.open_users),
+                                        ("&Audit trail…", "audit", self.open_audit),
+                                        ("&Log…", "logs", self.open_log)):
+            action = QAction(label, self, triggered=slot)
+            action.setEnabled(self.may(capability))
+            tools.addAction(action)
         help_ = self.menuBar().addMenu("&Help")
         help_.addAction(QAction("&About Lightbox", self, triggered=self._about))
 
@@ -129,6 +135,25 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(self.archive, self.actor, self._settings_applied, self)
         self.settings_dialog = dialog
         dialog.open()
+
+    def open_users(self) -> None:
+        from app.ui.admin import UsersDialog
+        if self.may("users"):
+            self.users_dialog = UsersDialog(self.archive.engine, self.actor, self)
+            self.users_dialog.open()
+
+    def open_audit(self) -> None:
+        from app.ui.admin import AuditDialog
+        if self.may("audit"):
+            self.audit_dialog = AuditDialog(self.archive.engine, self)
+            self.audit_dialog.open()
+
+    def open_log(self) -> None:
+        from app.logs import log_file
+        from app.ui.admin import LogDialog
+        if self.may("logs"):
+            self.log_dialog = LogDialog(log_file(self.archive.home), self)
+            self.log_dialog.open()
 
     def _settings_applied(self, keys: list[str], restart: bool) -> None:
         self.archive.reload_settings()
