@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.datadict import tag_for_keyword
-from pydicom.dataset import Dataset
 
 from app.dicom import charsets, statuses
 from app.dicom.encoding import file_meta_bytes, parse_header, split_part10

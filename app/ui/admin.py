@@ -6,33 +6,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from PySide6.QtCore import QDate, Qt
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QDialog, QDialogButtonBox, QFormLayout,
-                               QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox,
-                               QPlainTextEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QComboBox, QDateEdit, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
+                               QInputDialog, QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QPushButton, QVBoxLayout)
 
 from app.store import audit, users
 from app.ui.background import run_in_background
+from app.ui.widgets import fill_table, list_panel, make_table
 
 _ERROR_STYLE = "color: #b00020"
-
-
-def _table(headers: list[str]) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.setSelectionBehavior(QAbstractItemView.SelectRows)
-    t.setSelectionMode(QAbstractItemView.SingleSelection)
-    t.setEditTriggers(QAbstractItemView.NoEditTriggers)
-    t.verticalHeader().hide()
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(True)
-    return t
-
-
-def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
-    table.setRowCount(len(rows))
-    for r, values in enumerate(rows):
-        for c, value in enumerate(values):
-            table.setItem(r, c, QTableWidgetItem(value))
 
 
 class NewUserDialog(QDialog):
@@ -78,20 +59,11 @@ class UsersDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Users")
         self.engine, self.actor = engine, actor
-        self.table = _table(["User", "Role", "Full name", "Last login"])
+        self.table = make_table(["User", "Role", "Full name", "Last login"])
         self.message = QLabel()
         self.message.setWordWrap(True)
-        buttons = QHBoxLayout()
-        for label, fn in (("Add…", self.add), ("Set password…", self.set_password), ("Change role…", self.change_role),
-                          ("Remove", self.remove)):
-            b = QPushButton(label)
-            b.clicked.connect(fn)
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.table)
-        lay.addLayout(buttons)
-        lay.addWidget(self.message)
+        list_panel(self, self.table, (("Add…", self.add), ("Set password…", self.set_password),
+                                      ("Change role…", self.change_role), ("Remove", self.remove)), self.message)
         self.resize(720, 420)
         self.users: list[users.User] = []
         self.reload()
@@ -102,7 +74,7 @@ class UsersDialog(QDialog):
                 self._say(f"The users cannot be read: {error}", error=True)
                 return
             self.users = found
-            _fill(self.table, [[u.name, users.ROLE_NAMES[u.role], u.full_name or "",
+            fill_table(self.table, [[u.name, users.ROLE_NAMES[u.role], u.full_name or "",
                                 u.last_login.strftime("%Y-%m-%d %H:%M") if u.last_login else "never"] for u in found])
         run_in_background(lambda: users.list_users(self.engine), show)
 
@@ -180,7 +152,7 @@ class AuditDialog(QDialog):
             bar.addWidget(QLabel(label))
             bar.addWidget(w)
         bar.addWidget(search)
-        self.table = _table(["When (UTC)", "Who", "Action", "Outcome", "Detail", "Patient ID", "Patient name"])
+        self.table = make_table(["When (UTC)", "Who", "Action", "Outcome", "Detail", "Patient ID", "Patient name"])
         self.count = QLabel()
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
@@ -199,7 +171,7 @@ class AuditDialog(QDialog):
             if error is not None:
                 self.count.setText(f"The audit trail cannot be read: {error}")
                 return
-            _fill(self.table, [[r["at"].strftime("%Y-%m-%d %H:%M:%S") if r["at"] else "", r["actor"], r["action"],
+            fill_table(self.table, [[r["at"].strftime("%Y-%m-%d %H:%M:%S") if r["at"] else "", r["actor"], r["action"],
                                 r["outcome"], r["detail"] or "", r["patient_id"] or "", r["patient_name"] or ""]
                                for r in rows])
             self.count.setText(f"{len(rows)} entries (newest first)")

@@ -16,13 +16,13 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
-                               QWidget, QAbstractItemView, QHeaderView)
+                               QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from app.config import SETTINGS, Setting, SettingsError, check_aet, parse_value
 from app.net import verification
 from app.store import audit, nodes
 from app.ui.background import run_in_background
+from app.ui.widgets import fill_table, list_panel, make_table
 
 SECTIONS = {"node": "Local node", "timeouts": "Timeouts (spec Table 4-53)", "policy": "Acceptance policy",
             "storage": "Storage", "tls": "Secure transport (TLS)", "services": "Own AE title / port per service"}
@@ -260,31 +260,13 @@ class RemoteNodesTab(QWidget):
     def __init__(self, archive, actor: str, parent=None):
         super().__init__(parent)
         self.archive, self.actor = archive, actor
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["Name", "AE title", "Address", "TLS", "Services", "Comment"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = make_table(["Name", "AE title", "Address", "TLS", "Services", "Comment"])
         self.table.doubleClicked.connect(lambda *_: self.edit())
         self.echo_result = QLabel()
         self.echo_result.setWordWrap(True)
-        buttons = QHBoxLayout()
-        self.add_button = QPushButton("Add…")
-        self.edit_button = QPushButton("Edit…")
-        self.remove_button = QPushButton("Remove")
-        self.echo_button = QPushButton("Echo")
-        for b, fn in ((self.add_button, self.add), (self.edit_button, self.edit),
-                      (self.remove_button, self.remove), (self.echo_button, self.echo)):
-            b.clicked.connect(fn)
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        lay = QVBoxLayout(self)
-        lay.addWidget(self.table)
-        lay.addLayout(buttons)
-        lay.addWidget(self.echo_result)
+        buttons = list_panel(self, self.table, (("Add…", self.add), ("Edit…", self.edit), ("Remove", self.remove),
+                                                ("Echo", self.echo)), self.echo_result)
+        self.echo_button = buttons["Echo"]
         self.nodes: list[nodes.RemoteNode] = []
         self.reload()
 
@@ -294,12 +276,9 @@ class RemoteNodesTab(QWidget):
                 self.echo_result.setText(f"The remote nodes cannot be read: {error}")
                 return
             self.nodes = found
-            self.table.setRowCount(len(found))
-            for r, n in enumerate(found):
-                tls = ("pinned" if n.cert_sha256 else "CA") if n.tls else ""
-                for c, text in enumerate((n.name, n.aet, f"{n.host}:{n.port}", tls, ", ".join(n.roles),
-                                          n.comment or "")):
-                    self.table.setItem(r, c, QTableWidgetItem(text))
+            fill_table(self.table, [[n.name, n.aet, f"{n.host}:{n.port}",
+                                     ("pinned" if n.cert_sha256 else "CA") if n.tls else "", ", ".join(n.roles),
+                                     n.comment or ""] for n in found])
         run_in_background(lambda: nodes.list_nodes(self.archive.engine), show)
 
     def selected(self) -> nodes.RemoteNode | None:
