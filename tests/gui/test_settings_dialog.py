@@ -14,7 +14,7 @@ from app.net.node import Node
 from app.store import audit, nodes, users
 from app.store.archive import Archive
 from app.ui.main import MainWindow
-from app.ui.settings_dialog import NodeEditor, SettingsDialog
+from app.ui.settings_dialog import NodeEditor
 from tests.conftest import dcmtk, free_port, wait_port
 from tests.gui.test_main_window import screenshot
 
