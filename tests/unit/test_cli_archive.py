@@ -97,8 +97,6 @@ def test_python_m_app_and_console_script_agree():
 
 
 def test_delete_study_removes_rows_files_and_is_audited(tmp_path):
-    import json as _json
-
     from app.cli import main
     from pydicom.uid import generate_uid
     from tests.peers.peerutil import ct_dataset, save
