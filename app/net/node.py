@@ -268,6 +268,12 @@ class Node:
         return ("its AE title is not a configured node and its certificate is neither pinned for any node "
                 "nor issued by a CA of tls.ca_file; " + tls.PIN_HINT)
 
+    def associations_in_use(self) -> int:
+        """Established associations this node accepted (status bar; cheap, in memory)."""
+        if self.ae is None:
+            return 0
+        return len([a for a in self.ae.active_associations if a.is_acceptor and a.is_established])
+
     # -- worker processes -----------------------------------------------------------------
     def publish_load(self) -> int:
         """Write this process's open associations to the shared array; return the total."""

@@ -27,6 +27,13 @@ from app.ui.background import run_in_background
 log = logging.getLogger(__name__)
 
 # (header, keyword, formatter): the columns marked UI=yes in spec Table 4-18
+PATIENT_COLUMNS = (
+    ("Patient name", "PatientName", text.person_name),
+    ("Patient ID", "PatientID", str),
+    ("Birth date", "PatientBirthDate", text.date),
+    ("Sex", "PatientSex", text.sex),
+    ("Studies", "NumberOfStudies", str),
+)
 STUDY_COLUMNS = (
     ("Patient name", "PatientName", text.person_name),
     ("Patient ID", "PatientID", str),
@@ -50,7 +57,7 @@ SERIES_COLUMNS = (
     ("Body part", "BodyPartExamined", str),
     ("Images", "NumberOfSeriesRelatedInstances", str),
 )
-_NUMERIC = {"NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
+_NUMERIC = {"NumberOfStudies", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
             "SeriesNumber"}
 ROW_ROLE = Qt.UserRole + 1
 
@@ -176,6 +183,12 @@ class PatientBrowser(QWidget):
                            (self.date_from, 0), (self.date_to, 0), (self.modality, 0), (clear, 0)):
             bar.addWidget(w, stretch)
 
+        self.patients = RowModel(PATIENT_COLUMNS, self)
+        self.patient_view = self._table(self.patients)
+        self.patient_view.sortByColumn(0, Qt.AscendingOrder)
+        self.patient_view.selectionModel().selectionChanged.connect(lambda *_: self._show_patient_studies())
+        self._all_studies: list[dict] = []
+
         self.studies = RowModel(STUDY_COLUMNS, self)
         self.study_view = self._table(self.studies)
         self.study_view.sortByColumn(5, Qt.DescendingOrder)
@@ -191,11 +204,17 @@ class PatientBrowser(QWidget):
         self.series_view.sortByColumn(0, Qt.AscendingOrder)
 
         self.summary = QLabel()
-        split = QSplitter(Qt.Vertical)
-        split.addWidget(self.study_view)
-        split.addWidget(self.series_view)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.study_view)
+        right.addWidget(self.series_view)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        split = QSplitter(Qt.Horizontal)  # patients -> studies -> series
+        split.addWidget(self.patient_view)
+        split.addWidget(right)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 3)
+        split.setSizes([380, 1100])
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
         lay.addWidget(split, 1)
@@ -259,26 +278,41 @@ class PatientBrowser(QWidget):
             self.summary.setText(f"The archive could not be searched: {error}. Check the database "
                                  "(Settings) and the log; the list shows the last answer.")
             return
-        selected = {r["StudyInstanceUID"] for r in self.selected_studies()}
-        first = not self.studies.rows
-        self.studies.set_rows(rows)
+        chosen_patients = {_patient_key(r) for r in self.selected_patients()}
+        first = not self._all_studies
+        self._all_studies = rows
+        self.patients.set_rows(_patients_of(rows))
         if first and rows:
-            self.study_view.resizeColumnsToContents()  # once: later searches keep the user's widths
-        n = len(rows)
-        more = " (the first ones; narrow the search to see others)" if n >= browse.STUDY_LIMIT else ""
-        self.summary.setText(f"{n} {'study' if n == 1 else 'studies'}{more}")
-        if selected:
-            self._reselect(selected)
+            self.patient_view.resizeColumnsToContents()
+        if chosen_patients:
+            self._reselect(self.patient_view, self.patients, lambda r: _patient_key(r) in chosen_patients)
+        n = self._show_patient_studies(first)
+        more = " (the first ones; narrow the search to see others)" if len(rows) >= browse.STUDY_LIMIT else ""
+        self.summary.setText(f"{self.patients.rowCount()} patient(s), {len(rows)} "
+                             f"{'study' if len(rows) == 1 else 'studies'}{more}")
         self.studiesShown.emit(n)
 
-    def _reselect(self, uids: set[str]) -> None:
-        sel = self.study_view.selectionModel()
-        for r in range(self.studies.rowCount()):
-            row = self.studies.rows[r]
-            if row and row.get("StudyInstanceUID") in uids:
-                self.study_view.selectRow(r)
+    def selected_patients(self) -> list[dict]:
+        return [self.patients.rows[i.row()] for i in self.patient_view.selectionModel().selectedRows()]
+
+    def _show_patient_studies(self, resize: bool = False) -> int:
+        """The studies of the selected patients (all matching studies if none is selected)."""
+        chosen = {_patient_key(r) for r in self.selected_patients()}
+        rows = [r for r in self._all_studies if _patient_key(r) in chosen] if chosen else self._all_studies
+        selected = {r["StudyInstanceUID"] for r in self.selected_studies()}
+        self.studies.set_rows(list(rows))
+        if resize and rows:
+            self.study_view.resizeColumnsToContents()  # once: later searches keep the user's widths
+        if selected:
+            self._reselect(self.study_view, self.studies, lambda r: r.get("StudyInstanceUID") in selected)
+        return len(rows)
+
+    @staticmethod
+    def _reselect(view, model: RowModel, wanted) -> None:
+        for r, row in enumerate(model.rows):
+            if wanted(row):
+                view.selectRow(r)
                 break
-        del sel
 
     # -- selection ------------------------------------------------------------------------
     def selected_studies(self) -> list[dict]:
@@ -358,3 +392,21 @@ class PatientBrowser(QWidget):
         if self._last_instance_id is not None and latest != self._last_instance_id:
             self.refresh()
         self._last_instance_id = latest
+
+
+def _patient_key(row: dict) -> tuple:
+    return (row.get("PatientID") or "", row.get("IssuerOfPatientID") or "")
+
+
+def _patients_of(studies: list[dict]) -> list[dict]:
+    """One row per patient of the studies found, with how many of them are theirs."""
+    patients: dict[tuple, dict] = {}
+    for s in studies:
+        key = _patient_key(s)
+        p = patients.get(key)
+        if p is None:
+            patients[key] = p = {k: s.get(k) for k in ("PatientName", "PatientID", "IssuerOfPatientID",
+                                                        "PatientBirthDate", "PatientSex")}
+            p["NumberOfStudies"] = 0
+        p["NumberOfStudies"] += 1
+    return list(patients.values())

@@ -93,15 +93,19 @@ class MainWindow(QMainWindow):
 
     def _status_bar(self) -> None:
         self.node_state = QLabel()
+        self.assoc_state = QLabel()
         self.disk_state = QLabel()
         self.user_state = QLabel(f"{self.user.name} ({users.ROLE_NAMES[self.user.role]})" if self.user else "")
         bar = self.statusBar()
         bar.addWidget(self.node_state, 1)
+        bar.addPermanentWidget(self.assoc_state)
         bar.addPermanentWidget(self.disk_state)
         bar.addPermanentWidget(self.user_state)
         self._disk_timer = QTimer(self, interval=10000, timeout=self._update_disk)
         self._disk_timer.start()
         self._update_disk()
+        self._assoc_timer = QTimer(self, interval=1000, timeout=self._update_associations)
+        self._assoc_timer.start()
 
     def _update_disk(self) -> None:
         try:
@@ -112,6 +116,13 @@ class MainWindow(QMainWindow):
         floor = self.archive.settings["storage.free_space_floor_mb"] * 2**20
         text = f"{free / 2**30:.1f} GB free"
         self.disk_state.setText(text if free > floor * 2 else f"⚠ {text} (floor {floor // 2**20} MB)")
+
+    def _update_associations(self) -> None:
+        if self.node is None or not self.node.servers:
+            self.assoc_state.setText("")
+            return
+        limit = self.archive.settings["node.max_associations"]
+        self.assoc_state.setText(f"{self.node.associations_in_use()}/{limit} associations")
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Lightbox", f"Lightbox {__version__}\nDICOM review workstation\n"

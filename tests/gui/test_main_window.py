@@ -91,6 +91,15 @@ def test_browse_and_search(qtbot, archive):
     win.browser.clear_search()
     qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
 
+    # patients -> studies: choosing a patient shows only their studies
+    assert win.browser.patients.rowCount() == 3
+    p2 = next(r for r, p in enumerate(win.browser.patients.rows) if p["PatientID"] == "P2")
+    win.browser.patient_view.selectRow(p2)
+    assert _shown(win) == ["P2"]
+    win.browser.patient_view.clearSelection()
+    assert _shown(win) == ["P1", "P2", "P3"]
+    row = next(r for r in range(3) if win.browser.studies.index(r, 1).data() == "P1")
+
     # selecting a study lists its series, with a thumbnail made in the background and cached
     win.browser.study_view.selectRow(row)
     qtbot.waitUntil(lambda: win.browser.series.rowCount() == 1, timeout=5000)
@@ -113,6 +122,7 @@ def test_received_study_appears_without_refresh(qtbot, archive, tmp_path):
     qtbot.waitExposed(win)
     try:
         assert f"127.0.0.1:{port}" in win.node_state.text()
+        qtbot.waitUntil(lambda: win.assoc_state.text() == "0/12 associations", timeout=3000)
         qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
         assert run_dcmtk("storescu", "-aec", "LIGHTBOX", "127.0.0.1", str(port),
                          get_testdata_file("CT_small.dcm")).returncode == 0
