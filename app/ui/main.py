@@ -196,13 +196,18 @@ class MainWindow(QMainWindow):
         if path:
             self.start_import([Path(path)])
 
-    def start_import(self, paths: list[Path]) -> int:
-        """Queue an import job; its progress shows in the jobs panel."""
+    def start_import(self, paths: list[Path]) -> None:
+        """Queue an import job (off the GUI thread: the database may be busy); its progress
+        shows in the jobs panel."""
         owner = self.user.name if self.user else None
-        job_id = self.jobs.submit(import_job.KIND, import_job.title(paths), {"paths": [str(p) for p in paths]},
-                                  owner=owner)
+        jobs = self.jobs
+
+        def queued(_job_id, error) -> None:
+            if error is not None:
+                QMessageBox.critical(self, "Import", f"The import could not be queued: {error}")
+        run_in_background(lambda: jobs.submit(import_job.KIND, import_job.title(paths),
+                                              {"paths": [str(p) for p in paths]}, owner=owner), queued)
         self.jobs_dock.show()
-        return job_id
 
     # -- study actions --------------------------------------------------------------------
     def open_studies(self, rows: list[dict]) -> None:
@@ -226,7 +231,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Delete", "Your role cannot delete studies; ask a technologist or an "
                                 "administrator.")
             return
-        from app.store.delete import delete_studies, never_committed
+        from app.store.delete import never_committed
         from app.ui import text
         listing = "\n".join(f"• {text.person_name(r.get('PatientName')) or '?'} ({r.get('PatientID') or '?'}), "
                             f"{text.date(r.get('StudyDate'))} {r.get('StudyDescription') or ''} — "
@@ -236,7 +241,15 @@ class MainWindow(QMainWindow):
                                 f"from this workstation?\n\n{listing}{more}") != QMessageBox.Yes:
             return
         uids = [r["StudyInstanceUID"] for r in rows]
-        unsafe = never_committed(self.archive.engine, uids)
+        engine = self.archive.engine
+        run_in_background(lambda: never_committed(engine, uids),
+                          lambda unsafe, error: self._delete_confirmed(uids, unsafe, error))
+
+    def _delete_confirmed(self, uids: list[str], unsafe: list[str] | None, error) -> None:
+        from app.store.delete import delete_studies
+        if error is not None:
+            QMessageBox.critical(self, "Delete", f"The archive cannot be read: {error}")
+            return
         if unsafe and QMessageBox.warning(
                 self, "Not archived", f"{len(unsafe)} of them {'has' if len(unsafe) == 1 else 'have'} never been "
                 "confirmed as stored by an archive (storage commitment). If this workstation holds the only "
