@@ -82,6 +82,13 @@ class SettingsError(ValueError):
     pass
 
 
+def make_home(home: Path) -> Path:
+    """Create the data home readable by its owner only: it holds patient data, and whoever
+    can read it acts as its owner on the command line."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return home
+
+
 def data_home(explicit: str | os.PathLike | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser().resolve()
@@ -222,7 +229,7 @@ class Settings:
             else:
                 shown = default_aet() if spec.key == "node.aet" else spec.default
                 lines.append(f"# {name} = {_toml_value(shown)}")
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_home(self.home)
         tmp = self.path.with_suffix(".toml.tmp")
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         os.replace(tmp, self.path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from app.config import Settings
+from app.config import Settings, make_home
 from app.store.db import open_engine
 from app.store.files import FileStore
 from app.store.index_writer import IndexWriter
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class Archive:
     def __init__(self, home: Path, db_url: str | None = None, settings: Settings | None = None):
         self.home = home
-        home.mkdir(parents=True, exist_ok=True)
+        make_home(home)
         self.settings = settings or Settings.load(home)
         self.engine = open_engine(home, db_url)
         self.files = FileStore(home, self.settings["storage.free_space_floor_mb"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from app.config import make_home
 from app.store.schema import metadata
 
 
@@ -29,7 +30,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def open_engine(home: Path, url: str | None = None) -> Engine:
     url = database_url(home, url)
     if url.startswith("sqlite"):
-        home.mkdir(parents=True, exist_ok=True)
+        make_home(home)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

@@ -66,3 +66,12 @@ def test_per_service_address(tmp_path):
     s.set("services.storage.port", "11200")
     assert s.service_address("storage") == ("STORE", 11200)
     assert s.service_address("verification") == ("MAIN", 11112)
+
+
+def test_data_home_is_private(tmp_path):
+    from app.store.archive import Archive
+    archive = Archive(tmp_path / "new-home")
+    try:
+        assert (tmp_path / "new-home").stat().st_mode & 0o777 == 0o700
+    finally:
+        archive.close()
