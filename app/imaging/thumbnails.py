@@ -1,9 +1,8 @@
 """Series thumbnails for the browser: the middle image of a series, windowed as its file
 says, made once in the background and cached as PNG in the data home.
 
-The pixel handling is deliberately small: modality LUT and the first VOI window of the
-file (pydicom's own functions), MONOCHROME1 inverted, colour as pydicom decodes it. The
-viewer's full pixel pipeline supersedes it for display.
+Pixels go through the viewer's pipeline (app.imaging.pixels): modality LUT, the file's
+first window (else min/max), MONOCHROME1 and presentation LUT, colour and palettes.
 """
 
 from __future__ import annotations
@@ -47,40 +46,10 @@ def _middle_instance(engine: Engine, series_uid: str) -> str | None:
 
 
 def to_8bit(ds) -> np.ndarray:
-    """The first frame of ``ds`` as uint8 grey (H, W) or RGB (H, W, 3)."""
-    from pydicom.pixels import apply_modality_lut
-    arr = ds.pixel_array
+    """The middle frame of ``ds`` through the viewer's pipeline (app.imaging.pixels)."""
+    from app.imaging import pixels
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    if frames > 1:
-        arr = arr[len(arr) // 2]
-    if samples == 3:
-        arr = arr.astype(np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        return np.clip((arr - lo) * 255.0 / max(hi - lo, 1e-9), 0, 255).astype(np.uint8) if hi > 255 or lo < 0 \
-            else arr.astype(np.uint8)
-    values = apply_modality_lut(arr, ds).astype(np.float64)
-    center, width = _window(ds)
-    if center is None:
-        lo, hi = np.percentile(values, (0.5, 99.5))
-    else:
-        lo, hi = center - width / 2, center + width / 2
-    out = np.clip((values - lo) * 255.0 / max(hi - lo, 1e-9), 0, 255).astype(np.uint8)
-    if str(getattr(ds, "PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        out = 255 - out
-    return out
-
-
-def _window(ds) -> tuple[float | None, float | None]:
-    try:
-        center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-        if center is None or width is None:
-            return None, None
-        center = float(center[0] if hasattr(center, "__len__") and not isinstance(center, str) else center)
-        width = float(width[0] if hasattr(width, "__len__") and not isinstance(width, str) else width)
-        return (center, width) if width > 0 else (None, None)
-    except (TypeError, ValueError, IndexError):
-        return None, None
+    return pixels.render(ds, frames // 2)
 
 
 def shrink(img: np.ndarray, size: int) -> np.ndarray:

@@ -46,9 +46,9 @@ def test_windowing_and_monochrome1():
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     out = thumbnails.to_8bit(ds)
-    assert out.tolist() == [[0, 127], [255, 255]]
+    assert out.tolist() == [[0, 128], [255, 255]]  # PS3.3 C.11.2.1.2.1: 40 -> 127.8
     ds.PhotometricInterpretation = "MONOCHROME1"
-    assert thumbnails.to_8bit(ds).tolist() == [[255, 128], [0, 0]]
+    assert thumbnails.to_8bit(ds).tolist() == [[255, 127], [0, 0]]
 
 
 def test_no_thumbnail_for_a_series_without_pixels(tmp_path):
