@@ -228,6 +228,40 @@ def cmd_config(args) -> int:
     return 0
 
 
+# -- render ------------------------------------------------------------------------------
+def cmd_render(args) -> int:
+    from app.imaging import render
+    from app.imaging.png import encode_png
+    if args.annotate:
+        raise CliError("image text (--annotate) comes with the viewer's image text configuration; "
+                       "render without it for now")
+    if (args.path is None) == (args.series is None):
+        raise CliError("give either a file PATH or --series UID")
+    try:
+        window = render.parse_window(args.window) if args.window else None
+        size = render.parse_size(args.size) if args.size else None
+        if args.series:
+            archive = _archive(args)
+            try:
+                files = render.series_files(archive, args.series)
+            finally:
+                archive.close()
+            if not 1 <= args.frame <= len(files):
+                raise render.RenderError(f"--frame {args.frame} is out of range: the series has {len(files)} image(s)")
+            path, req = files[args.frame - 1], render.RenderRequest(1, window, size)
+        else:
+            path, req = args.path, render.RenderRequest(args.frame, window, size)
+        img = render.render_path(path, req)
+    except render.RenderError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        args.out.write_bytes(encode_png(img))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"{args.out}: {img.shape[1]}x{img.shape[0]}")
+    return 0
+
+
 # -- delete ------------------------------------------------------------------------------
 def cmd_delete(args) -> int:
     from app.store import users
@@ -391,6 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     cl = cs.add_parser("list")
     cl.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_config)
+
+    s = sub.add_parser("render", help="render an image as the viewer shows it (PNG, offscreen)")
+    s.add_argument("path", nargs="?", type=Path, help="a DICOM file")
+    s.add_argument("--series", metavar="UID", help="a series of the local archive (images in reading order)")
+    s.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    s.add_argument("--frame", type=int, default=1, help="1-based frame (multi-frame) or image of the series")
+    s.add_argument("--window", metavar="C/W", help="window center/width in modality units (default: the file's)")
+    s.add_argument("--size", metavar="WxH", help="fit into this size (default: one pixel per image pixel)")
+    s.add_argument("--annotate", action="store_true", help="draw the image text")
+    s.set_defaults(fn=cmd_render)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")
     s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")

@@ -8,14 +8,13 @@ first window (else min/max), MONOCHROME1 and presentation LUT, colour and palett
 from __future__ import annotations
 
 import logging
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from app.imaging.png import encode_png
 from app.store.schema import instance, series
 
 log = logging.getLogger(__name__)
@@ -66,18 +65,6 @@ def shrink(img: np.ndarray, size: int) -> np.ndarray:
     return img[rows][:, cols].astype(np.uint8)
 
 
-def png(img: np.ndarray) -> bytes:
-    """A minimal PNG (8-bit grey or RGB): no image library needed in the core."""
-    h, w = img.shape[:2]
-    color_type = 2 if img.ndim == 3 else 0
-    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
-
-
 def thumbnail(archive, series_uid: str, size: int = SIZE) -> Path | None:
     """The cached thumbnail of a series, made if needed; None for series without a
     displayable image (reports, presentation states, ...) or that cannot be decoded."""
@@ -98,6 +85,6 @@ def thumbnail(archive, series_uid: str, size: int = SIZE) -> Path | None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(png(img))
+    tmp.write_bytes(encode_png(img))
     tmp.replace(out)
     return out

@@ -1,0 +1,84 @@
+"""VTK scenes for 8-bit display images: what the viewer's viewports and `lightbox render`
+both draw, so that a headless render is exactly what the viewer shows.
+
+The image is handed to VTK already windowed to 8 bits (app.imaging.pixels): uploading
+8-bit textures is what keeps software OpenGL fast enough to scroll, and the pixel values
+are then the pipeline's, not a second implementation's. Pixels are drawn unfiltered, one
+pixel per cell, with image row 0 at the top.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkRenderingCore import vtkImageActor, vtkRenderer, vtkRenderWindow, vtkWindowToImageFilter
+
+import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the OpenGL render window classes
+
+
+def image_data(img: np.ndarray) -> vtkImageData:
+    """uint8 (H, W) or (H, W, 3) -> vtkImageData (VTK's rows run bottom-up)."""
+    h, w = img.shape[:2]
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    data = vtkImageData()
+    data.SetDimensions(w, h, 1)
+    scalars = numpy_to_vtk(np.ascontiguousarray(np.flipud(img)).reshape(h * w, channels), deep=True)
+    data.GetPointData().SetScalars(scalars)
+    return data
+
+
+def image_actor(img: np.ndarray) -> vtkImageActor:
+    actor = vtkImageActor()
+    actor.GetMapper().SetInputData(image_data(img))
+    # Border: the edge pixels are drawn whole (VTK otherwise ends the image at the centres
+    # of its outermost pixels and cuts half of each away).
+    actor.GetMapper().BorderOn()
+    actor.InterpolateOff()  # one display pixel per image pixel at 1:1, nearest when zoomed
+    return actor
+
+
+def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tuple[int, int],
+               zoom: float | None = None) -> float:
+    """Centre the image; ``zoom`` screen pixels per image pixel (None: fit the view).
+    Returns the zoom used."""
+    h, w = img_shape[:2]
+    vw, vh = view_size
+    if zoom is None:
+        zoom = min(vw / w, vh / h)
+    camera = renderer.GetActiveCamera()
+    camera.ParallelProjectionOn()
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    camera.SetFocalPoint(cx, cy, 0.0)
+    camera.SetPosition(cx, cy, 1000.0)
+    camera.SetViewUp(0.0, 1.0, 0.0)
+    camera.SetParallelScale(vh / (2.0 * zoom))
+    renderer.ResetCameraClippingRange()
+    return zoom
+
+
+def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Draw ``img`` in an offscreen window (native size unless ``size``) and read it back
+    as uint8 RGB (H, W, 3), row 0 at the top."""
+    h, w = img.shape[:2]
+    vw, vh = size or (w, h)
+    renderer = vtkRenderer()
+    renderer.SetBackground(0, 0, 0)
+    renderer.AddActor(image_actor(img))
+    window = vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.SetMultiSamples(0)
+    window.AddRenderer(renderer)
+    window.SetSize(vw, vh)
+    fit_camera(renderer, img.shape, (vw, vh), 1.0 if size is None else None)
+    window.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    out = grab.GetOutput()
+    gw, gh, _ = out.GetDimensions()
+    pixels = vtk_to_numpy(out.GetPointData().GetScalars()).reshape(gh, gw, 3)
+    window.Finalize()
+    return np.flipud(pixels).copy()
