@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from app.imaging import pixels
-from app.imaging.geometry import SliceInfo, order_slices
 
 
 class RenderError(Exception):
@@ -44,33 +43,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def series_files(archive, series_uid: str) -> list[Path]:
     """The files of a series in reading order (geometry, else Instance Number)."""
-    from sqlalchemy import select
-
-    from app.store.schema import instance, series
-    with archive.engine.connect() as conn:
-        rows = conn.execute(select(instance.c.path, instance.c.ImagePositionPatient,
-                                   instance.c.ImageOrientationPatient, instance.c.InstanceNumber)
-                            .join(series, series.c.id == instance.c.series_id)
-                            .where(series.c.SeriesInstanceUID == series_uid)).all()
-    if not rows:
+    from app.imaging.series import archive_series_files
+    files = archive_series_files(archive, series_uid)
+    if not files:
         raise RenderError(f"there is no series {series_uid} in the local archive (see 'lightbox ls --level series')")
-
-    def numbers(text, n):
-        try:
-            values = [float(v) for v in (text or "").split("\\")]
-        except ValueError:
-            return None
-        return values if len(values) == n else None
-
-    def number(text):
-        try:
-            return int(text)
-        except (TypeError, ValueError):
-            return None
-    ordered, _ = order_slices([SliceInfo(r.path, numbers(r.ImagePositionPatient, 3),
-                                         numbers(r.ImageOrientationPatient, 6), number(r.InstanceNumber))
-                               for r in rows])
-    return [archive.files.absolute(s.key) for s in ordered]
+    return files
 
 
 def render_dataset(ds, req: RenderRequest) -> np.ndarray:

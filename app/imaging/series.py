@@ -1,0 +1,181 @@
+"""The images of a series as a viewer walks through them: reading order, lazy decoding
+into a memory-bounded cache, and prefetch around the image on screen.
+
+A multi-frame file contributes one entry per frame. Decoding runs on a small thread pool
+(pydicom's decoders and numpy release the interpreter for most of their work); the image
+asked for is decoded first, its neighbours next, so the first image appears before the
+series is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.imaging import pixels
+from app.imaging.geometry import SliceInfo, order_slices
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_MB = 1024
+
+
+class ImageError(Exception):
+    """An image of the series that cannot be shown, and why (for the viewport)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    frame: int  # 0-based frame within the file
+
+
+def _numbers(text, n):
+    try:
+        values = [float(v) for v in (text or "").split("\\")]
+    except ValueError:
+        return None
+    return values if len(values) == n else None
+
+
+def _number(text):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def archive_series_files(archive, series_uid: str) -> list[Path]:
+    """The files of a series of the archive, in reading order (geometry, else Instance Number)."""
+    from sqlalchemy import select
+
+    from app.store.schema import instance, series
+    with archive.engine.connect() as conn:
+        rows = conn.execute(select(instance.c.path, instance.c.ImagePositionPatient,
+                                   instance.c.ImageOrientationPatient, instance.c.InstanceNumber)
+                            .join(series, series.c.id == instance.c.series_id)
+                            .where(series.c.SeriesInstanceUID == series_uid)).all()
+    ordered, _ = order_slices([SliceInfo(r.path, _numbers(r.ImagePositionPatient, 3),
+                                         _numbers(r.ImageOrientationPatient, 6), _number(r.InstanceNumber))
+                               for r in rows])
+    return [archive.files.absolute(s.key) for s in ordered]
+
+
+class SeriesImages:
+    def __init__(self, files: list[Path], *, cache_mb: int = DEFAULT_CACHE_MB, workers: int = 2):
+        import pydicom
+        self.entries: list[Entry] = []
+        self.headers: dict[Path, object] = {}
+        for path in files:
+            try:
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
+                log.warning("cannot read %s: %s", path, exc)
+                continue
+            self.headers[path] = header
+            frames = int(header.get("NumberOfFrames", 1) or 1)
+            self.entries.extend(Entry(path, f) for f in range(max(frames, 1)))
+        self._budget = cache_mb * 2**20
+        self._cache: OrderedDict[Entry, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._pending: dict[Entry, Future] = {}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+        self._datasets: OrderedDict[Path, object] = OrderedDict()  # a few whole files (multi-frame)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def header(self, i: int):
+        return self.headers[self.entries[i].path]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- decoding ---------------------------------------------------------------------------
+    def _decode(self, entry: Entry) -> np.ndarray:
+        import pydicom
+        ds = self._datasets.get(entry.path)
+        if ds is None:
+            ds = pydicom.dcmread(entry.path)
+            if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+                self._datasets[entry.path] = ds
+                while len(self._datasets) > 2:
+                    self._datasets.popitem(last=False)
+        if "PixelData" not in ds:
+            raise ImageError("no image in this object")
+        return pixels.frame_array(ds, entry.frame)
+
+    def _store(self, entry: Entry, arr: np.ndarray) -> None:
+        with self._lock:
+            if entry in self._cache:
+                return
+            self._cache[entry] = arr
+            self._bytes += arr.nbytes
+            while self._bytes > self._budget and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def _load(self, entry: Entry) -> np.ndarray:
+        arr = self._decode(entry)
+        self._store(entry, arr)
+        return arr
+
+    def stored(self, i: int) -> np.ndarray:
+        """Stored values of image ``i`` (decoded now if not cached or being decoded)."""
+        entry = self.entries[i]
+        with self._lock:
+            arr = self._cache.get(entry)
+            if arr is not None:
+                self._cache.move_to_end(entry)
+                return arr
+            pending = self._pending.get(entry)
+        if pending is not None:
+            return pending.result()
+        try:
+            return self._load(entry)
+        except ImageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a truncated or undecodable image
+            raise ImageError(f"this image cannot be decoded: {exc}") from None
+
+    def prefetch(self, center: int, radius: int = 8) -> None:
+        """Decode the neighbours of ``center`` in the background, nearest first."""
+        order = sorted(range(max(0, center - radius), min(len(self), center + radius + 1)),
+                       key=lambda j: abs(j - center))
+        for j in order:
+            entry = self.entries[j]
+            with self._lock:
+                if entry in self._cache or entry in self._pending:
+                    continue
+                fut = self._pool.submit(self._background, entry)
+                self._pending[entry] = fut
+
+    def _background(self, entry: Entry):
+        try:
+            return self._load(entry)
+        except Exception as exc:  # noqa: BLE001 - reported when the image is shown
+            log.info("prefetch of %s frame %d failed: %s", entry.path, entry.frame, exc)
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(entry, None)
+
+    def cached(self) -> int:
+        with self._lock:
+            return len(self._cache)
+
+    # -- display ----------------------------------------------------------------------------
+    def display(self, i: int, window: pixels.Window | None = None, invert: bool = False) -> np.ndarray:
+        """Image ``i`` as shown: uint8 grey (H, W) or RGB (H, W, 3)."""
+        ds = self.header(i)
+        stored = self.stored(i)
+        if pixels.is_color(ds):
+            return pixels.color(ds, stored)
+        return pixels.grayscale(ds, stored, window, invert=invert)

@@ -1,0 +1,83 @@
+"""A series as the viewer walks through it: order, frames, bounded cache, prefetch, bad images."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.data
+import pytest
+from pydicom.uid import generate_uid
+
+from app.imaging import pixels
+from app.imaging.series import ImageError, SeriesImages, archive_series_files
+from app.store.archive import Archive
+from tests.peers.peerutil import ct_dataset, save
+
+FILES = Path(pydicom.data.__file__).parent / "test_files"
+
+
+def _series(tmp_path: Path, n: int, size: int = 64) -> list[Path]:
+    study, series = generate_uid(), generate_uid()
+    paths = []
+    for i in range(n):
+        ds = ct_dataset(study, series, generate_uid(), n - i, size=size, seed=i)  # numbers count down
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, float(i)], [1, 0, 0, 0, 1, 0]
+        paths.append(save(ds, tmp_path / f"{i}.dcm"))
+    return paths
+
+
+def test_archive_order_and_display(tmp_path):
+    paths = _series(tmp_path, 5)
+    archive = Archive(tmp_path / "home")
+    try:
+        for p in reversed(paths):
+            assert archive.ingest.store_file(p).ok
+        uid = pydicom.dcmread(paths[0]).SeriesInstanceUID
+        files = archive_series_files(archive, uid)
+        assert [pydicom.dcmread(f).ImagePositionPatient[2] for f in files] == [0, 1, 2, 3, 4]
+        images = SeriesImages(files)
+        assert len(images) == 5
+        shown = images.display(2, pixels.Window(40, 400))
+        assert np.array_equal(shown, pixels.render(pydicom.dcmread(files[2]), window=pixels.Window(40, 400)))
+        images.close()
+    finally:
+        archive.close()
+
+
+def test_multiframe_files_give_one_entry_per_frame():
+    images = SeriesImages([FILES / "SC_rgb_rle_2frame.dcm", FILES / "CT_small.dcm"])
+    assert len(images) == 3
+    assert images.display(0).shape == (100, 100, 3) and images.display(2).shape == (128, 128)
+    assert not np.array_equal(images.display(0), images.display(1))  # two different frames
+    images.close()
+
+
+def test_cache_is_bounded_and_prefetch_fills_it(tmp_path):
+    paths = _series(tmp_path, 20, size=256)  # 128 kB per image
+    images = SeriesImages(paths, cache_mb=1)  # room for 8
+    images.prefetch(10, radius=3)
+    deadline = time.monotonic() + 10
+    while images.cached() < 7 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert images.cached() == 7
+    for i in range(20):
+        images.stored(i)
+    assert images.cached() <= 8
+    images.close()
+
+
+def test_bad_images_say_why_and_the_rest_shows(tmp_path):
+    good = _series(tmp_path, 2)
+    truncated = tmp_path / "truncated.dcm"
+    data = good[0].read_bytes()
+    truncated.write_bytes(data[:len(data) - 3000])
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom at all")
+    images = SeriesImages([good[1], truncated, tmp_path / "junk.dcm"])
+    assert len(images) == 2  # the unreadable file is left out (and logged)
+    assert images.display(0).shape == (64, 64)
+    with pytest.raises(ImageError, match="cannot be decoded"):
+        images.display(1)
+    images.close()
