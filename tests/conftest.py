@@ -164,3 +164,25 @@ def require(program: str) -> str:
     if not path:
         pytest.fail(f"{program} is not installed")
     return path
+
+
+@pytest.fixture(autouse=True)
+def close_vtk_windows():
+    """After each test, close viewer windows (even when the test failed): their VTK render
+    windows hold X connections of their own, and one still open when Xvfb stops at the end
+    of the session makes Xlib abort the whole run."""
+    yield
+    if "app.ui.viewer.window" not in sys.modules:
+        return
+    import gc
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.viewer.window import ViewerWindow
+    if QApplication.instance() is None:
+        return
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, ViewerWindow):
+            widget.close()
+    QApplication.processEvents()
+    gc.collect()

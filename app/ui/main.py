@@ -211,10 +211,10 @@ class MainWindow(QMainWindow):
 
     # -- study actions --------------------------------------------------------------------
     def open_studies(self, rows: list[dict]) -> None:
-        # The viewer comes with the next issue; until then say what would open.
-        names = "\n".join(f"{r.get('PatientName') or '?'} — {r.get('StudyDescription') or ''} "
-                          f"({r.get('NumberOfStudyRelatedInstances', 0)} images)" for r in rows)
-        QMessageBox.information(self, "Viewer", f"The image viewer is not part of this version yet.\n\n{names}")
+        from app.ui.viewer.window import ViewerWindow
+        viewer = ViewerWindow(self.archive, rows)
+        self.viewers = [v for v in getattr(self, "viewers", []) if v.isVisible()] + [viewer]
+        viewer.show()
 
     def _study_action(self, action: str, rows: list[dict]) -> None:
         if action == "open":

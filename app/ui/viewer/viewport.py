@@ -1,0 +1,258 @@
+"""One viewport: a series drawn by VTK inside Qt, with the reading tools.
+
+Mouse: wheel scrolls images, left drag windows (horizontal: width, vertical: level),
+right drag zooms, middle drag (or Shift + left) pans. Keys: arrows / Page Up / Page Down
+scroll, Home / End jump, I inverts, F fits, 1 shows one screen pixel per image pixel,
+R resets. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
+scene code as 'lightbox render' (app.imaging.scene).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
+from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTextActor
+
+from app.imaging import pixels, scene
+from app.imaging.series import ImageError, SeriesImages
+
+log = logging.getLogger(__name__)
+
+
+class _VtkView(QVTKRenderWindowInteractor):
+    """The VTK widget; Qt input goes to the viewport's tools instead of VTK's styles."""
+
+    def __init__(self, viewport: "Viewport"):
+        super().__init__(viewport)
+        self.viewport = viewport
+
+    def mousePressEvent(self, ev):
+        self.viewport.press(ev)
+
+    def mouseMoveEvent(self, ev):
+        self.viewport.drag(ev)
+
+    def mouseReleaseEvent(self, ev):
+        self.viewport.release(ev)
+
+    def wheelEvent(self, ev):
+        self.viewport.wheel(ev)
+
+    def keyPressEvent(self, ev):
+        if not self.viewport.key(ev):
+            super().keyPressEvent(ev)
+
+
+class Viewport(QWidget):
+    activated = Signal(object)   # this viewport was clicked
+    changed = Signal(object)     # image, window, zoom or pan changed (linked viewports listen)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.view = _VtkView(self)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(1, 1, 1, 1)
+        lay.addWidget(self.view)
+        self.renderer = vtkRenderer()
+        self.renderer.SetBackground(0, 0, 0)
+        self.render_window = self.view.GetRenderWindow()
+        self.render_window.AddRenderer(self.renderer)
+        self.view.GetRenderWindow().GetInteractor().SetInteractorStyle(vtkInteractorStyleUser())
+        self.text = vtkTextActor()
+        self.text.GetTextProperty().SetFontSize(14)
+        self.text.GetTextProperty().SetColor(1.0, 0.85, 0.3)
+        self.text.SetDisplayPosition(8, 8)
+        self.renderer.AddViewProp(self.text)
+        self.images: SeriesImages | None = None
+        self.title = ""
+        self.index = 0
+        self.window: pixels.Window | None = None
+        self.invert = False
+        self.zoom: float | None = None  # None: fit
+        self.pan = (0.0, 0.0)           # image pixels
+        self._actor = None
+        self._shape = None
+        self._drag = None
+        self.message = ""
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.view.setFocusPolicy(Qt.StrongFocus)
+
+    # -- content ----------------------------------------------------------------------------
+    def set_series(self, images: SeriesImages, title: str = "") -> None:
+        self.images, self.title = images, title
+        self.index = 0
+        self.window = None
+        self.invert = False
+        self.zoom, self.pan = None, (0.0, 0.0)
+        if len(images):
+            header = images.header(0)
+            self.window = next(iter(pixels.file_windows(header)), None)
+        self.show_image(0)
+
+    def image_count(self) -> int:
+        return len(self.images) if self.images is not None else 0
+
+    def show_image(self, index: int) -> None:
+        if self.images is None or not len(self.images):
+            return
+        self.index = max(0, min(index, len(self.images) - 1))
+        try:
+            img = self.images.display(self.index, self.window, self.invert)
+            self.message = ""
+        except ImageError as exc:
+            img, self.message = None, str(exc)
+        if img is not None:
+            if self.window is None and img.ndim == 2:
+                values = pixels.modality_values(self.images.header(self.index), self.images.stored(self.index))
+                self.window = pixels.min_max_window(values)
+                img = self.images.display(self.index, self.window, self.invert)
+            if self._actor is not None:
+                self.renderer.RemoveActor(self._actor)
+            self._actor = scene.image_actor(img)
+            self.renderer.AddActor(self._actor)
+            self._shape = img.shape
+        self.images.prefetch(self.index)
+        self._update_camera()
+        self._update_text()
+        self.render_window.Render()
+        self.changed.emit(self)
+
+    # -- view -------------------------------------------------------------------------------
+    def _view_size(self) -> tuple[int, int]:
+        w, h = self.render_window.GetSize()
+        return max(w, 1), max(h, 1)
+
+    def _update_camera(self) -> None:
+        if self._shape is None:
+            return
+        used = scene.fit_camera(self.renderer, self._shape, self._view_size(), self.zoom)
+        self.current_zoom = used
+        if self.pan != (0.0, 0.0):
+            cam = self.renderer.GetActiveCamera()
+            fx, fy, _ = cam.GetFocalPoint()
+            cam.SetFocalPoint(fx - self.pan[0], fy + self.pan[1], 0)
+            cam.SetPosition(fx - self.pan[0], fy + self.pan[1], 1000)
+
+    def _update_text(self) -> None:
+        lines = []
+        if self.title:
+            lines.append(self.title)
+        if self.images is not None and len(self.images):
+            lines.append(f"Im {self.index + 1}/{len(self.images)}")
+        if self.window is not None:
+            lines.append(f"W {self.window.width:g} L {self.window.center:g}")
+        if self._shape is not None:
+            lines.append(f"Zoom {getattr(self, 'current_zoom', 1.0):.2f}")
+        if self.message:
+            lines.append(f"⚠ {self.message}")
+        self.text.SetInput("\n".join(lines))
+
+    def set_window(self, window: pixels.Window) -> None:
+        self.window = window
+        self.show_image(self.index)
+
+    def toggle_invert(self) -> None:
+        self.invert = not self.invert
+        self.show_image(self.index)
+
+    def fit(self) -> None:
+        self.zoom, self.pan = None, (0.0, 0.0)
+        self._refresh_view()
+
+    def one_to_one(self) -> None:
+        self.zoom = 1.0
+        self._refresh_view()
+
+    def reset(self) -> None:
+        self.invert = False
+        self.window = next(iter(pixels.file_windows(self.images.header(self.index))), None) if self.images else None
+        self.zoom, self.pan = None, (0.0, 0.0)
+        self.show_image(self.index)
+
+    def _refresh_view(self) -> None:
+        self._update_camera()
+        self._update_text()
+        self.render_window.Render()
+        self.changed.emit(self)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if self._shape is not None:
+            self._update_camera()
+            self._update_text()
+
+    # -- input ------------------------------------------------------------------------------
+    def scroll(self, step: int) -> None:
+        self.show_image(self.index + step)
+
+    def press(self, ev) -> None:
+        self.activated.emit(self)
+        self.view.setFocus()
+        pos = ev.position()
+        button = ev.button()
+        if button == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
+            button = Qt.MiddleButton
+        self._drag = (button, pos.x(), pos.y(), self.window, getattr(self, "current_zoom", 1.0), self.pan)
+
+    def drag(self, ev) -> None:
+        if self._drag is None:
+            return
+        button, x0, y0, window, zoom, pan = self._drag
+        dx, dy = ev.position().x() - x0, ev.position().y() - y0
+        if button == Qt.LeftButton and window is not None:
+            scale = max(window.width, 1.0) / 200.0  # a 200-pixel drag doubles or clears the width
+            self.window = pixels.Window(window.center - dy * scale, max(1.0, window.width + dx * scale),
+                                        window.function)
+            self.show_image(self.index)
+        elif button == Qt.RightButton:
+            self.zoom = max(0.05, min(40.0, zoom * (1.01 ** -dy)))
+            self._refresh_view()
+        elif button == Qt.MiddleButton:
+            z = getattr(self, "current_zoom", 1.0) or 1.0
+            self.pan = (pan[0] + dx / z, pan[1] + dy / z)
+            self._refresh_view()
+
+    def release(self, _ev) -> None:
+        self._drag = None
+
+    def wheel(self, ev) -> None:
+        steps = ev.angleDelta().y() // 120 or (1 if ev.angleDelta().y() > 0 else -1 if ev.angleDelta().y() else 0)
+        self.scroll(-steps)
+
+    def key(self, ev) -> bool:
+        k = ev.key()
+        if k in (Qt.Key_Down, Qt.Key_Right):
+            self.scroll(1)
+        elif k in (Qt.Key_Up, Qt.Key_Left):
+            self.scroll(-1)
+        elif k == Qt.Key_PageDown:
+            self.scroll(10)
+        elif k == Qt.Key_PageUp:
+            self.scroll(-10)
+        elif k == Qt.Key_Home:
+            self.show_image(0)
+        elif k == Qt.Key_End:
+            self.show_image(self.image_count() - 1)
+        elif k == Qt.Key_I:
+            self.toggle_invert()
+        elif k == Qt.Key_F:
+            self.fit()
+        elif k == Qt.Key_1:
+            self.one_to_one()
+        elif k == Qt.Key_R:
+            self.reset()
+        else:
+            return False
+        return True
+
+    def close_series(self) -> None:
+        """Release the series and the render window's X/GL resources. Only when the viewport
+        goes away: a finalized VTK window must never be painted again."""
+        if self.images is not None:
+            self.images.close()
+            self.images = None
+        self.view.Finalize()

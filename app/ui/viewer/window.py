@@ -1,0 +1,197 @@
+"""The viewer window: a grid of viewports, a series strip with thumbnails, a toolbar with
+layouts, window presets and the view tools."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QToolBar, QWidget, QDockWidget)
+
+from app.imaging import pixels, thumbnails
+from app.imaging.series import SeriesImages, archive_series_files
+from app.store import browse
+from app.ui.background import run_in_background
+from app.ui.viewer.viewport import Viewport
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×1": (2, 1), "2×2": (2, 2), "2×3": (2, 3), "3×3": (3, 3)}
+
+
+class ViewerWindow(QMainWindow):
+    def __init__(self, archive, study_rows: list[dict], parent=None):
+        super().__init__(parent)
+        # Deleted when closed: its VTK windows are finalized then and must not be shown again.
+        self.setAttribute(Qt.WA_DeleteOnClose)
+        self.archive = archive
+        self.setWindowTitle("Lightbox viewer — " + ", ".join(
+            f"{r.get('PatientName') or '?'} {r.get('StudyDate') or ''}" for r in study_rows[:3]))
+        self.viewports: list[Viewport] = []
+        self.active: Viewport | None = None
+        self.series_rows: list[dict] = []
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+        self.setCentralWidget(self.grid_host)
+        self._toolbar()
+        self.strip = QListWidget()
+        self.strip.setIconSize(QSize(thumbnails.SIZE, thumbnails.SIZE))
+        self.strip.itemActivated.connect(self._strip_activated)
+        self.strip.itemClicked.connect(self._strip_activated)
+        dock = QDockWidget("Series", self)
+        dock.setObjectName("series")
+        dock.setWidget(self.strip)
+        self.addDockWidget(Qt.LeftDockWidgetArea, dock)
+        self.status = QLabel()
+        self.statusBar().addWidget(self.status, 1)
+        self.set_layout(1, 1)
+        self.resize(1400, 900)
+        self._load_series([r["StudyInstanceUID"] for r in study_rows])
+
+    # -- toolbar ------------------------------------------------------------------------------
+    def _toolbar(self) -> None:
+        bar = QToolBar("Tools", self)
+        bar.setObjectName("tools")
+        self.addToolBar(bar)
+        self.layout_box = QComboBox()
+        self.layout_box.addItems(list(LAYOUTS))
+        self.layout_box.currentTextChanged.connect(lambda t: self.set_layout(*LAYOUTS[t]))
+        bar.addWidget(QLabel(" Layout "))
+        bar.addWidget(self.layout_box)
+        self.presets = QComboBox()
+        self.presets.activated.connect(self._preset_chosen)
+        bar.addWidget(QLabel(" Window "))
+        bar.addWidget(self.presets)
+        for label, slot, key in (("Fit", lambda: self._each(Viewport.fit), "F"),
+                                 ("1:1", lambda: self._each(Viewport.one_to_one), "1"),
+                                 ("Invert", lambda: self._each(Viewport.toggle_invert), "I"),
+                                 ("Reset", lambda: self._each(Viewport.reset), "R")):
+            act = QAction(label, self, triggered=slot)
+            act.setToolTip(f"{label} ({key} in a viewport)")
+            bar.addAction(act)
+
+    def _each(self, method) -> None:
+        if self.active is not None and self.active.images is not None:
+            method(self.active)
+
+    def _preset_chosen(self, i: int) -> None:
+        window = self.presets.itemData(i)
+        if window is not None and self.active is not None:
+            self.active.set_window(window)
+
+    def _fill_presets(self, vp: Viewport) -> None:
+        self.presets.clear()
+        if vp.images is None or not len(vp.images):
+            return
+        header = vp.images.header(vp.index)
+        for w in pixels.file_windows(header) + pixels.modality_presets(str(header.get("Modality", ""))):
+            self.presets.addItem(w.label(), w)
+
+    # -- layout -------------------------------------------------------------------------------
+    def set_layout(self, rows: int, cols: int) -> None:
+        wanted = rows * cols
+        while len(self.viewports) < wanted:
+            vp = Viewport(self.grid_host)
+            vp.activated.connect(self._activate)
+            vp.changed.connect(self._viewport_changed)
+            self.viewports.append(vp)
+        for vp in self.viewports:
+            self.grid.removeWidget(vp)
+            vp.hide()
+        for i, vp in enumerate(self.viewports[:wanted]):
+            self.grid.addWidget(vp, i // cols, i % cols)
+            vp.show()
+        if self.active is None or self.active not in self.viewports[:wanted]:
+            self._activate(self.viewports[0])
+        self._fill_empty_viewports()
+
+    def visible_viewports(self) -> list[Viewport]:
+        return [vp for vp in self.viewports if vp.isVisible()]
+
+    def _activate(self, vp: Viewport) -> None:
+        self.active = vp
+        for other in self.viewports:
+            other.setStyleSheet("border: 1px solid #f0c040;" if other is vp else "border: 1px solid #333;")
+        self._fill_presets(vp)
+
+    def _viewport_changed(self, vp: Viewport) -> None:
+        if vp is self.active:
+            self.status.setText(f"image {vp.index + 1} of {vp.image_count()}"
+                                + (f" — {vp.message}" if vp.message else ""))
+
+    # -- series -------------------------------------------------------------------------------
+    def _load_series(self, study_uids: list[str]) -> None:
+        engine = self.archive.engine
+
+        def rows():
+            out = []
+            for uid in study_uids:
+                out += browse.series_of(engine, uid)
+            return out
+        run_in_background(rows, self._show_series_list)
+
+    def _show_series_list(self, rows, error) -> None:
+        if error is not None:
+            self.status.setText(f"The series cannot be read: {error}")
+            return
+        self.series_rows = rows
+        self.strip.clear()
+        for row in rows:
+            item = QListWidgetItem(f"{row.get('Modality') or ''} {row.get('SeriesNumber') or ''}\n"
+                                   f"{row.get('SeriesDescription') or ''}\n"
+                                   f"{row.get('NumberOfSeriesRelatedInstances', 0)} images")
+            item.setData(Qt.UserRole, row)
+            self.strip.addItem(item)
+            uid = row["SeriesInstanceUID"]
+            run_in_background(lambda uid=uid: thumbnails.thumbnail(self.archive, uid),
+                              lambda path, err, item=item: self._thumb(item, path, err))
+        self._fill_empty_viewports()
+
+    def _thumb(self, item: QListWidgetItem, path, error) -> None:
+        if error is None and path is not None:
+            item.setIcon(QIcon(QPixmap(str(path))))
+
+    def _fill_empty_viewports(self) -> None:
+        """Hang the series in order into the viewports that show nothing yet."""
+        used = {id(vp) for vp in self.visible_viewports() if vp.images is not None}
+        queue = [r for r in self.series_rows if r["SeriesInstanceUID"] not in
+                 {getattr(vp, "series_uid", None) for vp in self.visible_viewports()}]
+        for vp in self.visible_viewports():
+            if id(vp) in used or not queue:
+                continue
+            self.load_into(vp, queue.pop(0))
+
+    def _strip_activated(self, item: QListWidgetItem) -> None:
+        if self.active is not None:
+            self.load_into(self.active, item.data(Qt.UserRole))
+
+    def load_into(self, vp: Viewport, row: dict) -> None:
+        """Open a series in a viewport: its files are listed and its headers read off the GUI
+        thread; the first image shows as soon as it is decoded."""
+        archive = self.archive
+        uid = row["SeriesInstanceUID"]
+        vp.series_uid = uid
+        title = f"{row.get('Modality') or ''} {row.get('SeriesNumber') or ''} {row.get('SeriesDescription') or ''}"
+
+        def opened(images, error) -> None:
+            if error is not None:
+                self.status.setText(f"The series cannot be opened: {error}")
+                return
+            if getattr(vp, "series_uid", None) != uid:  # replaced meanwhile
+                images.close()
+                return
+            if vp.images is not None:
+                vp.images.close()
+            vp.set_series(images, title.strip())
+            if vp is self.active:
+                self._fill_presets(vp)
+        run_in_background(lambda: SeriesImages(archive_series_files(archive, uid)), opened)
+
+    def closeEvent(self, ev) -> None:
+        for vp in self.viewports:
+            vp.close_series()
+        super().closeEvent(ev)

@@ -1,0 +1,92 @@
+"""The viewer in a real X server with Mesa OpenGL: open a CT series from the archive, scroll,
+window, zoom, change the layout; screenshots come from the screen (GL views)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.uid import generate_uid
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from app.imaging import pixels
+from app.store.archive import Archive
+from app.store.query import search
+from app.ui.viewer.window import ViewerWindow
+from tests.peers.peerutil import ct_dataset, save
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def screen_shot(widget, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / name
+    assert widget.screen().grabWindow(widget.winId()).save(str(out))
+    return out
+
+
+@pytest.fixture
+def archive(tmp_path):
+    a = Archive(tmp_path / "home")
+    (tmp_path / "in").mkdir()
+    study = generate_uid()
+    for series_no, n in ((1, 12), (2, 3)):
+        series = generate_uid()
+        for i in range(n):
+            ds = ct_dataset(study, series, generate_uid(), n - i, size=128, seed=i, series_number=series_no)
+            yy, xx = np.mgrid[0:128, 0:128]
+            disc = ((yy - 64) ** 2 + (xx - 64) ** 2 < (20 + 3 * i) ** 2)  # grows along z
+            arr = np.where(disc, 1024 + 60, 1024 - 900).astype(np.uint16)
+            ds.PixelData = arr.tobytes()
+            ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+            ds.WindowCenter, ds.WindowWidth = 40, 400
+            ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, float(i)], [1, 0, 0, 0, 1, 0]
+            f = save(ds, tmp_path / "in" / f"{series_no}-{i}.dcm")
+            assert a.ingest.store_file(f).ok
+    yield a
+    a.close()
+
+
+def test_open_scroll_window_zoom_layout(qtbot, archive):
+    rows = search(archive.engine, "study", {})
+    viewer = ViewerWindow(archive, rows)  # deletes itself when closed (not handed to qtbot)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    assert viewer.strip.count() == 2
+    assert vp.index == 0 and vp.window == pixels.Window(40, 400)
+
+    # wheel and keys scroll through the slices, in geometry order (the disc grows)
+    QTest.keyClick(vp.view, Qt.Key_Down)
+    QTest.keyClick(vp.view, Qt.Key_Down)
+    assert vp.index == 2
+    QTest.keyClick(vp.view, Qt.Key_End)
+    assert vp.index == 11
+    QTest.keyClick(vp.view, Qt.Key_Home)
+    first = vp.images.display(0, vp.window)
+    last = vp.images.display(11, vp.window)
+    assert (first > 128).sum() < (last > 128).sum()
+
+    # left drag: window/level; right drag: zoom
+    center = QPoint(vp.view.width() // 2, vp.view.height() // 2)
+    QTest.mousePress(vp.view, Qt.LeftButton, Qt.NoModifier, center)
+    QTest.mouseMove(vp.view, center + QPoint(100, 0))
+    QTest.mouseRelease(vp.view, Qt.LeftButton, Qt.NoModifier, center + QPoint(100, 0))
+    assert vp.window.width > 400 and vp.window.center == 40
+    QTest.keyClick(vp.view, Qt.Key_1)
+    assert vp.current_zoom == 1.0
+    QTest.keyClick(vp.view, Qt.Key_R)
+    assert vp.window == pixels.Window(40, 400) and vp.zoom is None
+    qtbot.wait(200)
+    screen_shot(viewer, "viewer_1x1.png")
+
+    # 1x2: the second series hangs in the second viewport
+    viewer.layout_box.setCurrentText("1×2")
+    second = viewer.viewports[1]
+    qtbot.waitUntil(lambda: second.images is not None and second.image_count() == 3, timeout=10000)
+    qtbot.wait(200)
+    screen_shot(viewer, "viewer_1x2.png")
+    viewer.close()  # finalizes its VTK windows (see conftest.close_vtk_windows)
