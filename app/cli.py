@@ -232,9 +232,6 @@ def cmd_config(args) -> int:
 def cmd_render(args) -> int:
     from app.imaging import render
     from app.imaging.png import encode_png
-    if args.annotate:
-        raise CliError("image text (--annotate) comes with the viewer's image text configuration; "
-                       "render without it for now")
     if (args.path is None) == (args.series is None):
         raise CliError("give either a file PATH or --series UID")
     try:
@@ -248,9 +245,10 @@ def cmd_render(args) -> int:
                 archive.close()
             if not 1 <= args.frame <= len(files):
                 raise render.RenderError(f"--frame {args.frame} is out of range: the series has {len(files)} image(s)")
-            path, req = files[args.frame - 1], render.RenderRequest(1, window, size)
+            path = files[args.frame - 1]
+            req = render.RenderRequest(1, window, size, args.annotate, args.frame, len(files))
         else:
-            path, req = args.path, render.RenderRequest(args.frame, window, size)
+            path, req = args.path, render.RenderRequest(args.frame, window, size, args.annotate, args.frame)
         img = render.render_path(path, req)
     except render.RenderError as exc:
         raise CliError(str(exc)) from None

@@ -25,6 +25,9 @@ class RenderRequest:
     frame: int = 1                   # 1-based: frame of a multi-frame image, or image of a series
     window: tuple[float, float] | None = None
     size: tuple[int, int] | None = None
+    annotate: bool = False
+    image: int = 1    # for the image text: which image of how many
+    images: int = 1
 
 
 def parse_window(text: str) -> tuple[float, float]:
@@ -64,10 +67,23 @@ def render_dataset(ds, req: RenderRequest) -> np.ndarray:
         function = declared[0].function if declared else pixels.LINEAR
         window = pixels.Window(req.window[0], req.window[1], function)
     try:
+        if window is None and not pixels.is_color(ds):  # the window shown is the one used
+            window = next(iter(pixels.file_windows(ds)), None) or pixels.min_max_window(
+                pixels.modality_values(ds, pixels.frame_array(ds, req.frame - 1)))
         img = pixels.render(ds, req.frame - 1, window)
     except Exception as exc:  # noqa: BLE001 - undecodable pixels: say so, never a traceback
         raise RenderError(f"the pixel data cannot be decoded: {exc}") from None
-    return render_offscreen(img, req.size)
+    corners = markers = None
+    if req.annotate:
+        from app.imaging.image_text import ViewState, corner_text, orientation_markers
+        shown = window
+        zoom = min(req.size[0] / img.shape[1], req.size[1] / img.shape[0]) if req.size else 1.0
+        position = ds.get("SliceLocation")
+        corners = corner_text(ds, ViewState(req.image, max(req.images, frames), f"W {shown.width:g} L {shown.center:g}"
+                                            if shown and img.ndim == 2 else "", f"{zoom:.2f}",
+                                            f"{float(position):.1f} mm" if position not in (None, "") else ""))
+        markers = orientation_markers(ds.get("ImageOrientationPatient"))
+    return render_offscreen(img, req.size, corners, markers)
 
 
 def render_path(path: Path, req: RenderRequest) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
+from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
 from vtkmodules.vtkRenderingCore import vtkImageActor, vtkRenderer, vtkRenderWindow, vtkWindowToImageFilter
 
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the OpenGL render window classes
@@ -57,7 +58,31 @@ def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tup
     return zoom
 
 
-def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+# vtkCornerAnnotation slots
+_SLOTS = {"bottom-left": 0, "bottom-right": 1, "top-left": 2, "top-right": 3,
+          "bottom": 4, "right": 5, "left": 6, "top": 7}
+
+
+def annotation(font_size: int = 14) -> vtkCornerAnnotation:
+    text = vtkCornerAnnotation()
+    text.SetMaximumFontSize(font_size)
+    text.SetLinearFontScaleFactor(2)
+    text.SetNonlinearFontScaleFactor(1)
+    prop = text.GetTextProperty()
+    prop.SetColor(1.0, 0.85, 0.3)
+    prop.ShadowOn()
+    return text
+
+
+def set_annotation(text: vtkCornerAnnotation, corners: dict[str, str], markers: dict[str, str] | None) -> None:
+    """Corner text (app.imaging.image_text.corner_text) and edge orientation markers."""
+    for slot, index in _SLOTS.items():
+        value = corners.get(slot, "") if slot in corners else (markers or {}).get(slot, "")
+        text.SetText(index, value)
+
+
+def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None,
+                     corners: dict[str, str] | None = None, markers: dict[str, str] | None = None) -> np.ndarray:
     """Draw ``img`` in an offscreen window (native size unless ``size``) and read it back
     as uint8 RGB (H, W, 3), row 0 at the top."""
     h, w = img.shape[:2]
@@ -65,6 +90,10 @@ def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None) -> np
     renderer = vtkRenderer()
     renderer.SetBackground(0, 0, 0)
     renderer.AddActor(image_actor(img))
+    if corners is not None or markers:
+        text = annotation()
+        set_annotation(text, corners or {}, markers)
+        renderer.AddViewProp(text)
     window = vtkRenderWindow()
     window.SetOffScreenRendering(1)
     window.SetMultiSamples(0)

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from app.imaging import thumbnails
 from app.store import browse
 from app.store.schema import instance
-from app.ui import text
+from app.dicom import formatting as text
 from app.ui.background import run_in_background
 
 log = logging.getLogger(__name__)

@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
                                 "administrator.")
             return
         from app.store.delete import never_committed
-        from app.ui import text
+        from app.dicom import formatting as text
         listing = "\n".join(f"• {text.person_name(r.get('PatientName')) or '?'} ({r.get('PatientID') or '?'}), "
                             f"{text.date(r.get('StudyDate'))} {r.get('StudyDescription') or ''} — "
                             f"{r.get('NumberOfStudyRelatedInstances', 0)} images" for r in rows[:12])

@@ -94,7 +94,6 @@ def test_series_images_in_reading_order(tmp_path):
     (("--window", "40/0"), "width above 0"),
     (("--size", "big"), "WIDTHxHEIGHT"),
     (("--frame", "2"), "out of range: the image has 1 frame"),
-    (("--annotate",), "image text"),
 ])
 def test_refusals_say_why(tmp_path, args, message):
     proc = lightbox(tmp_path / "home", "render", str(FILES / "CT_small.dcm"), "--out", str(tmp_path / "x.png"), *args)
@@ -108,3 +107,17 @@ def test_unknown_series_and_non_image(tmp_path):
     report = FILES / "test-SR.dcm"
     proc = lightbox(tmp_path / "home", "render", str(report), "--out", str(tmp_path / "x.png"))
     assert proc.returncode == 2 and "no image" in proc.stderr
+
+
+def test_annotate_draws_the_image_text_in_the_corners(tmp_path):
+    plain, text = tmp_path / "plain.png", tmp_path / "text.png"
+    args = ["render", str(FILES / "CT_small.dcm"), "--size", "512x512", "--window", "40/400"]
+    assert lightbox(tmp_path / "home", *args, "--out", str(plain)).returncode == 0
+    proc = lightbox(tmp_path / "home", *args, "--annotate", "--out", str(text))
+    assert proc.returncode == 0, proc.stderr
+    a, b = read_png(plain).astype(int), read_png(text).astype(int)
+    changed = np.abs(a - b).sum(axis=2) > 0
+    assert changed[:80, :200].any() and changed[-80:, :200].any()  # patient (top left), series (bottom left)
+    assert changed[-80:, -200:].any()                               # window and zoom (bottom right)
+    # the yellow of the text, not a change of the image itself
+    assert (b[changed][:, 0] > b[changed][:, 2]).mean() > 0.5

@@ -15,9 +15,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
-from vtkmodules.vtkRenderingCore import vtkRenderer, vtkTextActor
+from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from app.imaging import pixels, scene
+from app.imaging.image_text import ViewState, corner_text, orientation_markers
 from app.imaging.series import ImageError, SeriesImages
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,7 @@ class Viewport(QWidget):
         self.render_window = self.view.GetRenderWindow()
         self.render_window.AddRenderer(self.renderer)
         self.view.GetRenderWindow().GetInteractor().SetInteractorStyle(vtkInteractorStyleUser())
-        self.text = vtkTextActor()
-        self.text.GetTextProperty().SetFontSize(14)
-        self.text.GetTextProperty().SetColor(1.0, 0.85, 0.3)
-        self.text.SetDisplayPosition(8, 8)
+        self.text = scene.annotation()
         self.renderer.AddViewProp(self.text)
         self.images: SeriesImages | None = None
         self.title = ""
@@ -138,18 +136,24 @@ class Viewport(QWidget):
             cam.SetPosition(fx - self.pan[0], fy + self.pan[1], 1000)
 
     def _update_text(self) -> None:
-        lines = []
-        if self.title:
-            lines.append(self.title)
-        if self.images is not None and len(self.images):
-            lines.append(f"Im {self.index + 1}/{len(self.images)}")
-        if self.window is not None:
-            lines.append(f"W {self.window.width:g} L {self.window.center:g}")
-        if self._shape is not None:
-            lines.append(f"Zoom {getattr(self, 'current_zoom', 1.0):.2f}")
+        """Image text from resources/image_text.tsv and the orientation markers."""
+        if self.images is None or not len(self.images):
+            scene.set_annotation(self.text, {}, None)
+            return
+        header = self.images.header(self.index)
+        grey = self._shape is not None and len(self._shape) == 2
+        position = header.get("SliceLocation")
+        try:
+            position = f"{float(position):.1f} mm" if position not in (None, "") else ""
+        except (TypeError, ValueError):
+            position = ""
+        view = ViewState(self.index + 1, len(self.images),
+                         f"W {self.window.width:g} L {self.window.center:g}" if self.window and grey else "",
+                         f"{getattr(self, 'current_zoom', 1.0):.2f}", position)
+        corners = corner_text(header, view)
         if self.message:
-            lines.append(f"⚠ {self.message}")
-        self.text.SetInput("\n".join(lines))
+            corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
+        scene.set_annotation(self.text, corners, orientation_markers(header.get("ImageOrientationPatient")))
 
     def set_window(self, window: pixels.Window) -> None:
         self.window = window

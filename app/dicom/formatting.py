@@ -1,4 +1,5 @@
-"""How DICOM values read on screen: names, dates and times the way a reader expects."""
+"""How DICOM values read on screen and in image text: names, dates and times the way a
+reader expects (no Qt: the browser, the viewer and headless renders share it)."""
 
 from __future__ import annotations
 

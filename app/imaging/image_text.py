@@ -1,0 +1,106 @@
+"""What the corners of an image say (resources/image_text.tsv) and its orientation markers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from app.dicom.formatting import date, person_name, time
+from app.resources import read_tsv
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+# {Keyword}, {Keyword|suffix} or {Keyword|prefix|suffix}: prefix and suffix only with a value
+_FIELD = re.compile(r"\{(\w+)(?:\|([^|}]*))?(?:\|([^|}]*))?\}")
+_VIEW_FIELDS = {"image", "images", "window", "zoom", "position"}
+
+
+@dataclass(frozen=True)
+class ViewState:
+    image: int = 1
+    images: int = 1
+    window: str = ""
+    zoom: str = ""
+    position: str = ""
+
+
+@lru_cache(maxsize=1)
+def _templates() -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for modality, corner, line in read_tsv("image_text.tsv"):
+        if corner not in CORNERS:
+            raise ValueError(f"resources/image_text.tsv: unknown corner {corner!r}")
+        out.setdefault((modality, corner), []).append(line)
+    return out
+
+
+def _format(keyword: str, value) -> str:
+
+    if value is None or value == "":
+        return ""
+    if keyword.endswith("Name") and "^" in str(value):
+        return person_name(str(value))
+    if keyword.endswith("Date"):
+        return date(str(value))
+    if keyword.endswith("Time"):
+        return time(str(value))
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    if type(value) is float:  # a binary float (FD/FL); DS values keep their own text
+        return f"{value:g}"
+    return str(value).strip()
+
+
+def corner_text(ds, view: ViewState) -> dict[str, str]:
+    """corner -> text (lines joined by newlines)."""
+    modality = str(ds.get("Modality", "") or "")
+    templates = _templates()
+    out = {}
+    for corner in CORNERS:
+        lines = templates.get((modality, corner)) or templates.get(("*", corner), [])
+        rendered = []
+        for template in lines:
+            fields = [m.group(1) for m in _FIELD.finditer(template)]
+            values = {f: (str(getattr(view, f)) if f in _VIEW_FIELDS else _format(f, ds.get(f))) for f in fields}
+            if fields and not any(values.values()):
+                continue
+
+            def fill(m) -> str:
+                value = values[m.group(1)]
+                if not value:
+                    return ""
+                prefix, suffix = (m.group(2) or "", m.group(3) or "") if m.group(3) is not None \
+                    else ("", m.group(2) or "")
+                return f"{prefix}{value}{suffix}"
+            rendered.append(re.sub(r"\s{3,}", "  ", _FIELD.sub(fill, template)).strip())
+        out[corner] = "\n".join(line for line in rendered if line)
+    return out
+
+
+# -- orientation markers ---------------------------------------------------------------------
+# Patient axes (PS3.3 C.7.6.2.1.1): +x to the patient's left, +y posterior, +z head.
+_AXES = (("L", "R"), ("P", "A"), ("H", "F"))
+
+
+def direction_label(v, threshold: float = 0.25) -> str:
+    """Letters of a patient-space direction, dominant first: (1, 0, 0) -> 'L'; an oblique
+    direction gets two or three letters (e.g. 'LP')."""
+    v = np.asarray(v, dtype=float)
+    order = np.argsort(-np.abs(v))
+    return "".join(_AXES[i][0 if v[i] > 0 else 1] for i in order if abs(v[i]) > threshold)
+
+
+def orientation_markers(iop) -> dict[str, str] | None:
+    """{'left', 'right', 'top', 'bottom'} edge labels from Image Orientation (Patient), or
+    None if it is missing or not six numbers."""
+    try:
+        values = [float(x) for x in iop]
+    except (TypeError, ValueError):
+        return None
+    if len(values) != 6:
+        return None
+    row, col = np.array(values[:3]), np.array(values[3:])
+    return {"right": direction_label(row), "left": direction_label(-row),
+            "bottom": direction_label(col), "top": direction_label(-col)}
