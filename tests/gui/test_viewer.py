@@ -90,3 +90,39 @@ def test_open_scroll_window_zoom_layout(qtbot, archive):
     qtbot.wait(200)
     screen_shot(viewer, "viewer_1x2.png")
     viewer.close()  # finalizes its VTK windows (see conftest.close_vtk_windows)
+
+
+def test_measure_distance_angle_and_roi(qtbot, archive):
+    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    spacing = float(vp.images.header(0).PixelSpacing[1])
+
+    # the mouse lands where the image is: the centre of the view is the centre of the image
+    c = QPoint(vp.view.width() // 2, vp.view.height() // 2)
+    col, row = vp.image_point(c.x(), c.y())
+    assert abs(col - 63.5) < 1 and abs(row - 63.5) < 1
+
+    viewer.set_tool("distance")
+    m = vp.add_measurement("distance", [(20, 64), (100, 64)])
+    assert m.label == f"{80 * spacing:.1f} mm"
+    a = vp.add_measurement("angle", [(100, 64), (64, 64), (64, 20)])
+    assert a.label == "90.0°"
+
+    # an ellipse ROI drawn with the mouse inside the disc (HU 60) of the first slice
+    viewer.set_tool("roi")
+    step = int(8 * vp.current_zoom)
+    QTest.mousePress(vp.view, Qt.LeftButton, Qt.NoModifier, c - QPoint(step, step))
+    QTest.mouseMove(vp.view, c + QPoint(step, step))
+    QTest.mouseRelease(vp.view, Qt.LeftButton, Qt.NoModifier, c + QPoint(step, step))
+    [roi] = [x for x in vp.measurements[0] if x.kind == "roi"]
+    assert roi.label.startswith("mean 60.0  SD 0.0"), roi.label
+    assert "mm²" in roi.label
+    qtbot.wait(200)
+    screen_shot(viewer, "viewer_measure.png")
+    # measurements stay with their image
+    QTest.keyClick(vp.view, Qt.Key_Down)
+    assert 1 not in vp.measurements and len(vp.measurements[0]) == 3
+    viewer.close()

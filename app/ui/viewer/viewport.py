@@ -17,7 +17,7 @@ from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
-from app.imaging import pixels, scene
+from app.imaging import measure, overlays, pixels, scene
 from app.imaging.image_text import ViewState, corner_text, orientation_markers
 from app.imaging.series import ImageError, SeriesImages
 
@@ -76,6 +76,9 @@ class Viewport(QWidget):
         self._shape = None
         self._drag = None
         self.message = ""
+        self.tool = "window"  # or "distance", "angle", "roi"
+        self.measurements: dict[int, list[overlays.Measurement]] = {}  # by image index
+        self._drawing: overlays.Measurement | None = None
         self.setFocusPolicy(Qt.StrongFocus)
         self.view.setFocusPolicy(Qt.StrongFocus)
 
@@ -114,6 +117,7 @@ class Viewport(QWidget):
             self.renderer.AddActor(self._actor)
             self._shape = img.shape
         self.images.prefetch(self.index)
+        self._draw_measurements()
         self._update_camera()
         self._update_text()
         self.render_window.Render()
@@ -189,6 +193,88 @@ class Viewport(QWidget):
             self._update_camera()
             self._update_text()
 
+    # -- measurements -------------------------------------------------------------------------
+    def image_point(self, x: float, y: float) -> tuple[float, float]:
+        """(column, row) of the image under widget position (x, y)."""
+        ratio = self.view.devicePixelRatioF()
+        _, height = self.render_window.GetSize()
+        self.renderer.SetDisplayPoint(x * ratio, height - 1 - y * ratio, 0)
+        self.renderer.DisplayToWorld()
+        wx, wy, _, w = self.renderer.GetWorldPoint()
+        wx, wy = (wx / w, wy / w) if w else (wx, wy)
+        return wx, (self._shape[0] - 1) - wy if self._shape is not None else wy
+
+    def _label(self, m: overlays.Measurement) -> str:
+        header = self.images.header(self.index)
+        values = None
+        if m.kind == "roi" and self._shape is not None and len(self._shape) == 2:
+            values = pixels.modality_values(header, self.images.stored(self.index))
+        return overlays.label_for(m, measure.spacing(header), values)
+
+    def _draw_measurements(self) -> None:
+        drawn = [m for items in self.measurements.values() for m in items]
+        if self._drawing is not None:
+            drawn.append(self._drawing)
+        for m in drawn:
+            for actor in m.actors:
+                self.renderer.RemoveViewProp(actor)
+            m.actors = []
+        if self._shape is None:
+            return
+        current = list(self.measurements.get(self.index, []))
+        if self._drawing is not None:
+            current.append(self._drawing)
+        for m in current:
+            m.label = self._label(m)
+            m.actors = overlays.actors_for(m, self._shape[0])
+            for actor in m.actors:
+                self.renderer.AddViewProp(actor)
+
+    def add_measurement(self, kind: str, points: list[tuple[float, float]]) -> overlays.Measurement:
+        m = overlays.Measurement(kind, list(points))
+        self.measurements.setdefault(self.index, []).append(m)
+        self._draw_measurements()
+        self.render_window.Render()
+        return m
+
+    def clear_measurements(self) -> None:
+        self._drawing = None
+        for items in self.measurements.values():
+            for m in items:
+                for actor in m.actors:
+                    self.renderer.RemoveViewProp(actor)
+        self.measurements.clear()
+        self.render_window.Render()
+
+    def _measure_press(self, point) -> None:
+        if self._drawing is None:
+            needed = {"distance": 2, "angle": 3, "roi": 2}[self.tool]
+            self._drawing = overlays.Measurement(self.tool, [point, point])
+            self._drawing.needed = needed
+        elif self.tool == "angle":
+            self._drawing.points.append(point)
+        self._draw_measurements()
+        self.render_window.Render()
+
+    def _measure_move(self, point) -> None:
+        if self._drawing is not None:
+            self._drawing.points[-1] = point
+            self._draw_measurements()
+            self.render_window.Render()
+
+    def _measure_release(self, point) -> None:
+        m = self._drawing
+        if m is None:
+            return
+        m.points[-1] = point
+        if len(m.points) >= m.needed:
+            self._drawing = None
+            self.measurements.setdefault(self.index, []).append(m)
+        elif m.kind == "angle":
+            m.points.append(point)  # the next arm follows the mouse
+        self._draw_measurements()
+        self.render_window.Render()
+
     # -- input ------------------------------------------------------------------------------
     def scroll(self, step: int) -> None:
         self.show_image(self.index + step)
@@ -198,12 +284,21 @@ class Viewport(QWidget):
         self.view.setFocus()
         pos = ev.position()
         button = ev.button()
+        if self.tool != "window" and button == Qt.LeftButton and self._shape is not None:
+            self._measure_press(self.image_point(pos.x(), pos.y()))
+            self._drag = ("measure",)
+            return
         if button == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
             button = Qt.MiddleButton
         self._drag = (button, pos.x(), pos.y(), self.window, getattr(self, "current_zoom", 1.0), self.pan)
 
     def drag(self, ev) -> None:
         if self._drag is None:
+            if self._drawing is not None and self._drawing.kind == "angle":
+                self._measure_move(self.image_point(ev.position().x(), ev.position().y()))
+            return
+        if self._drag[0] == "measure":
+            self._measure_move(self.image_point(ev.position().x(), ev.position().y()))
             return
         button, x0, y0, window, zoom, pan = self._drag
         dx, dy = ev.position().x() - x0, ev.position().y() - y0
@@ -220,7 +315,9 @@ class Viewport(QWidget):
             self.pan = (pan[0] + dx / z, pan[1] + dy / z)
             self._refresh_view()
 
-    def release(self, _ev) -> None:
+    def release(self, ev) -> None:
+        if self._drag is not None and self._drag[0] == "measure":
+            self._measure_release(self.image_point(ev.position().x(), ev.position().y()))
         self._drag = None
 
     def wheel(self, ev) -> None:
@@ -249,6 +346,10 @@ class Viewport(QWidget):
             self.one_to_one()
         elif k == Qt.Key_R:
             self.reset()
+        elif k == Qt.Key_Escape:
+            self._drawing = None
+            self._draw_measurements()
+            self.render_window.Render()
         else:
             return False
         return True

@@ -66,6 +66,15 @@ class ViewerWindow(QMainWindow):
         self.presets.activated.connect(self._preset_chosen)
         bar.addWidget(QLabel(" Window "))
         bar.addWidget(self.presets)
+        bar.addSeparator()
+        self.tool_actions = {}
+        for label, tool in (("W/L", "window"), ("Distance", "distance"), ("Angle", "angle"), ("ROI", "roi")):
+            act = QAction(label, self, checkable=True, triggered=lambda _=False, t=tool: self.set_tool(t))
+            bar.addAction(act)
+            self.tool_actions[tool] = act
+        self.tool_actions["window"].setChecked(True)
+        bar.addAction(QAction("Clear", self, triggered=lambda: self._each(Viewport.clear_measurements)))
+        bar.addSeparator()
         for label, slot, key in (("Fit", lambda: self._each(Viewport.fit), "F"),
                                  ("1:1", lambda: self._each(Viewport.one_to_one), "1"),
                                  ("Invert", lambda: self._each(Viewport.toggle_invert), "I"),
@@ -73,6 +82,13 @@ class ViewerWindow(QMainWindow):
             act = QAction(label, self, triggered=slot)
             act.setToolTip(f"{label} ({key} in a viewport)")
             bar.addAction(act)
+
+    def set_tool(self, tool: str) -> None:
+        for name, act in self.tool_actions.items():
+            act.setChecked(name == tool)
+        for vp in self.viewports:
+            vp.tool = tool
+            vp._drawing = None
 
     def _each(self, method) -> None:
         if self.active is not None and self.active.images is not None:
@@ -96,6 +112,7 @@ class ViewerWindow(QMainWindow):
         wanted = rows * cols
         while len(self.viewports) < wanted:
             vp = Viewport(self.grid_host)
+            vp.tool = next((t for t, a in getattr(self, "tool_actions", {}).items() if a.isChecked()), "window")
             vp.activated.connect(self._activate)
             vp.changed.connect(self._viewport_changed)
             self.viewports.append(vp)
