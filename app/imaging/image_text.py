@@ -92,15 +92,19 @@ def direction_label(v, threshold: float = 0.25) -> str:
     return "".join(_AXES[i][0 if v[i] > 0 else 1] for i in order if abs(v[i]) > threshold)
 
 
-def orientation_markers(iop) -> dict[str, str] | None:
+def orientation_markers(iop, right=(1.0, 0.0), up=(0.0, 1.0)) -> dict[str, str] | None:
     """{'left', 'right', 'top', 'bottom'} edge labels from Image Orientation (Patient), or
-    None if it is missing or not six numbers."""
+    None if it is missing or not six numbers. ``right`` and ``up``: the image directions
+    (columns, rows upwards) shown at the screen's right and top (rotated or flipped views;
+    app.imaging.scene.screen_axes)."""
     try:
         values = [float(x) for x in iop]
     except (TypeError, ValueError):
         return None
     if len(values) != 6:
         return None
-    row, col = np.array(values[:3]), np.array(values[3:])
-    return {"right": direction_label(row), "left": direction_label(-row),
-            "bottom": direction_label(col), "top": direction_label(-col)}
+    row, col = np.array(values[:3]), np.array(values[3:])  # along columns, down the rows
+    screen_right = right[0] * row - right[1] * col
+    screen_up = up[0] * row - up[1] * col
+    return {"right": direction_label(screen_right), "left": direction_label(-screen_right),
+            "top": direction_label(screen_up), "bottom": direction_label(-screen_up)}

@@ -9,6 +9,8 @@ pixel per cell, with image row 0 at the top.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
@@ -39,20 +41,33 @@ def image_actor(img: np.ndarray) -> vtkImageActor:
     return actor
 
 
+def screen_axes(rotation: int = 0, flip: bool = False) -> tuple[tuple[float, float], tuple[float, float]]:
+    """World (image) directions shown at the screen's right and top, for a display rotated
+    clockwise by ``rotation`` degrees after an optional left-right flip."""
+    t = math.radians(rotation)
+    up = (math.sin(t), math.cos(t)) if flip else (-math.sin(t), math.cos(t))
+    right = (-up[1], up[0]) if flip else (up[1], -up[0])
+    return right, up
+
+
 def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tuple[int, int],
-               zoom: float | None = None) -> float:
-    """Centre the image; ``zoom`` screen pixels per image pixel (None: fit the view).
-    Returns the zoom used."""
+               zoom: float | None = None, rotation: int = 0, flip: bool = False,
+               pan: tuple[float, float] = (0.0, 0.0)) -> float:
+    """Centre the image (moved by ``pan``: image pixels right and down on the screen);
+    ``zoom`` screen pixels per image pixel (None: fit the view). Returns the zoom used."""
     h, w = img_shape[:2]
     vw, vh = view_size
+    rw, rh = (h, w) if rotation % 180 else (w, h)
     if zoom is None:
-        zoom = min(vw / w, vh / h)
+        zoom = min(vw / rw, vh / rh)
+    right, up = screen_axes(rotation, flip)
+    cx = (w - 1) / 2.0 - pan[0] * right[0] + pan[1] * up[0]
+    cy = (h - 1) / 2.0 - pan[0] * right[1] + pan[1] * up[1]
     camera = renderer.GetActiveCamera()
     camera.ParallelProjectionOn()
-    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     camera.SetFocalPoint(cx, cy, 0.0)
-    camera.SetPosition(cx, cy, 1000.0)
-    camera.SetViewUp(0.0, 1.0, 0.0)
+    camera.SetPosition(cx, cy, -1000.0 if flip else 1000.0)
+    camera.SetViewUp(up[0], up[1], 0.0)
     camera.SetParallelScale(vh / (2.0 * zoom))
     renderer.ResetCameraClippingRange()
     return zoom

@@ -126,3 +126,35 @@ def test_measure_distance_angle_and_roi(qtbot, archive):
     QTest.keyClick(vp.view, Qt.Key_Down)
     assert 1 not in vp.measurements and len(vp.measurements[0]) == 3
     viewer.close()
+
+
+def test_rotate_flip_true_size_and_cine(qtbot, archive):
+    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    edges = lambda: {name: vp.text.GetText(i) for name, i in (("right", 5), ("left", 6), ("top", 7), ("bottom", 4))}
+    assert edges() == {"right": "L", "left": "R", "top": "A", "bottom": "P"}  # axial
+    right_x, mid_y = vp.view.width() - 5, vp.view.height() // 2
+    col_before, _ = vp.image_point(right_x, mid_y)
+
+    QTest.keyClick(vp.view, Qt.Key_H)  # left-right flip: the patient's right is now on the right
+    assert edges() == {"right": "R", "left": "L", "top": "A", "bottom": "P"}
+    col_after, _ = vp.image_point(right_x, mid_y)
+    assert col_before > 100 and col_after < 28
+    QTest.keyClick(vp.view, Qt.Key_R)
+    QTest.keyClick(vp.view, Qt.Key_Period)  # 90 degrees clockwise: the left edge (R) goes to the top
+    assert edges() == {"right": "A", "left": "P", "top": "R", "bottom": "L"}
+    QTest.keyClick(vp.view, Qt.Key_R)
+
+    QTest.keyClick(vp.view, Qt.Key_T)  # true size: 0.5 mm pixels on this screen's mm
+    dpi = vp.screen().physicalDotsPerInchX()
+    assert vp.current_zoom == pytest.approx(0.5 * dpi / 25.4 / vp.view.devicePixelRatioF())
+
+    QTest.keyClick(vp.view, Qt.Key_C)  # cine at the default 10 frames/s (no Frame Time)
+    assert vp.cine.isActive() and vp.cine.interval() == 100
+    qtbot.waitUntil(lambda: vp.index >= 3, timeout=3000)
+    QTest.keyClick(vp.view, Qt.Key_C)
+    assert not vp.cine.isActive()
+    viewer.close()

@@ -1,9 +1,10 @@
 """One viewport: a series drawn by VTK inside Qt, with the reading tools.
 
-Mouse: wheel scrolls images, left drag windows (horizontal: width, vertical: level),
-right drag zooms, middle drag (or Shift + left) pans. Keys: arrows / Page Up / Page Down
-scroll, Home / End jump, I inverts, F fits, 1 shows one screen pixel per image pixel,
-R resets. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
+Mouse: wheel scrolls images, left drag windows (horizontal: width, vertical: level) or
+measures (the viewer's tools), right drag zooms, middle drag (or Shift + left) pans. Keys:
+arrows / Page Up / Page Down scroll, Home / End jump, C cine, I inverts, F fits, 1 shows one
+screen pixel per image pixel, T true size, '.' / ',' rotate, H / V flip, R resets, Esc drops
+a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
 scene code as 'lightbox render' (app.imaging.scene).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
@@ -72,6 +73,9 @@ class Viewport(QWidget):
         self.invert = False
         self.zoom: float | None = None  # None: fit
         self.pan = (0.0, 0.0)           # image pixels
+        self.rotation = 0               # degrees clockwise
+        self.flip = False               # left-right, before the rotation
+        self.cine = QTimer(self, timeout=lambda: self.scroll(1, wrap=True))
         self._actor = None
         self._shape = None
         self._drag = None
@@ -131,13 +135,8 @@ class Viewport(QWidget):
     def _update_camera(self) -> None:
         if self._shape is None:
             return
-        used = scene.fit_camera(self.renderer, self._shape, self._view_size(), self.zoom)
-        self.current_zoom = used
-        if self.pan != (0.0, 0.0):
-            cam = self.renderer.GetActiveCamera()
-            fx, fy, _ = cam.GetFocalPoint()
-            cam.SetFocalPoint(fx - self.pan[0], fy + self.pan[1], 0)
-            cam.SetPosition(fx - self.pan[0], fy + self.pan[1], 1000)
+        self.current_zoom = scene.fit_camera(self.renderer, self._shape, self._view_size(), self.zoom,
+                                             self.rotation, self.flip, self.pan)
 
     def _update_text(self) -> None:
         """Image text from resources/image_text.tsv and the orientation markers."""
@@ -157,7 +156,9 @@ class Viewport(QWidget):
         corners = corner_text(header, view)
         if self.message:
             corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
-        scene.set_annotation(self.text, corners, orientation_markers(header.get("ImageOrientationPatient")))
+        right, up = scene.screen_axes(self.rotation, self.flip)
+        scene.set_annotation(self.text, corners,
+                             orientation_markers(header.get("ImageOrientationPatient"), right, up))
 
     def set_window(self, window: pixels.Window) -> None:
         self.window = window
@@ -175,7 +176,55 @@ class Viewport(QWidget):
         self.zoom = 1.0
         self._refresh_view()
 
+    def rotate(self, degrees: int = 90) -> None:
+        self.rotation = (self.rotation + degrees) % 360
+        self._refresh_view()
+
+    def flip_horizontal(self) -> None:
+        self.flip = not self.flip
+        self._refresh_view()
+
+    def flip_vertical(self) -> None:  # a left-right flip seen upside down
+        self.flip = not self.flip
+        self.rotation = (self.rotation + 180) % 360
+        self._refresh_view()
+
+    def true_size(self) -> None:
+        """One mm of the patient (Pixel Spacing; Imager Pixel Spacing for projection images)
+        as one mm on this screen (its physical DPI)."""
+        if self.images is None:
+            return
+        sp = measure.spacing(self.images.header(self.index))
+        dpi = self.screen().physicalDotsPerInchX() or 96.0
+        if sp.unit == "px":
+            self.message = "no pixel spacing in this image: true size is not known"
+            self._update_text()
+            self.render_window.Render()
+            return
+        self.zoom = sp.column * dpi / 25.4 / self.view.devicePixelRatioF()
+        self._refresh_view()
+
+    def frame_time_ms(self) -> float:
+        """Frame Time, else Cine Rate, else 10 frames per second."""
+        header = self.images.header(self.index) if self.images is not None else None
+        for keyword, to_ms in (("FrameTime", lambda v: v), ("CineRate", lambda v: 1000.0 / v),
+                               ("RecommendedDisplayFrameRate", lambda v: 1000.0 / v)):
+            try:
+                value = float(header.get(keyword)) if header is not None else 0
+            except (TypeError, ValueError):
+                continue
+            if value > 0:
+                return max(10.0, to_ms(value))
+        return 100.0
+
+    def toggle_cine(self) -> None:
+        if self.cine.isActive():
+            self.cine.stop()
+        elif self.image_count() > 1:
+            self.cine.start(int(self.frame_time_ms()))
+
     def reset(self) -> None:
+        self.rotation, self.flip = 0, False
         self.invert = False
         self.window = next(iter(pixels.file_windows(self.images.header(self.index))), None) if self.images else None
         self.zoom, self.pan = None, (0.0, 0.0)
@@ -276,8 +325,12 @@ class Viewport(QWidget):
         self.render_window.Render()
 
     # -- input ------------------------------------------------------------------------------
-    def scroll(self, step: int) -> None:
-        self.show_image(self.index + step)
+    def scroll(self, step: int, wrap: bool = False) -> None:
+        n = self.image_count()
+        if wrap and n:
+            self.show_image((self.index + step) % n)
+        else:
+            self.show_image(self.index + step)
 
     def press(self, ev) -> None:
         self.activated.emit(self)
@@ -312,7 +365,7 @@ class Viewport(QWidget):
             self._refresh_view()
         elif button == Qt.MiddleButton:
             z = getattr(self, "current_zoom", 1.0) or 1.0
-            self.pan = (pan[0] + dx / z, pan[1] + dy / z)
+            self.pan = (pan[0] + dx / z, pan[1] + dy / z)  # screen right and down, in image pixels
             self._refresh_view()
 
     def release(self, ev) -> None:
@@ -346,6 +399,18 @@ class Viewport(QWidget):
             self.one_to_one()
         elif k == Qt.Key_R:
             self.reset()
+        elif k == Qt.Key_T:
+            self.true_size()
+        elif k == Qt.Key_C:
+            self.toggle_cine()
+        elif k == Qt.Key_Period:
+            self.rotate(90)
+        elif k == Qt.Key_Comma:
+            self.rotate(-90)
+        elif k == Qt.Key_H:
+            self.flip_horizontal()
+        elif k == Qt.Key_V:
+            self.flip_vertical()
         elif k == Qt.Key_Escape:
             self._drawing = None
             self._draw_measurements()
@@ -357,6 +422,7 @@ class Viewport(QWidget):
     def close_series(self) -> None:
         """Release the series and the render window's X/GL resources. Only when the viewport
         goes away: a finalized VTK window must never be painted again."""
+        self.cine.stop()
         if self.images is not None:
             self.images.close()
             self.images = None
