@@ -49,6 +49,16 @@ def archive(tmp_path):
     a.close()
 
 
+def open_viewer(qtbot, archive):
+    """The viewer on the archive's study, once its first viewport shows the 12-slice series."""
+    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))  # deletes itself when closed
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    return viewer, vp
+
+
 def test_open_scroll_window_zoom_layout(qtbot, archive):
     rows = search(archive.engine, "study", {})
     viewer = ViewerWindow(archive, rows)  # deletes itself when closed (not handed to qtbot)
@@ -93,11 +103,7 @@ def test_open_scroll_window_zoom_layout(qtbot, archive):
 
 
 def test_measure_distance_angle_and_roi(qtbot, archive):
-    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    vp = viewer.viewports[0]
-    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    viewer, vp = open_viewer(qtbot, archive)
     spacing = float(vp.images.header(0).PixelSpacing[1])
 
     # the mouse lands where the image is: the centre of the view is the centre of the image
@@ -129,11 +135,7 @@ def test_measure_distance_angle_and_roi(qtbot, archive):
 
 
 def test_rotate_flip_true_size_and_cine(qtbot, archive):
-    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
-    viewer.show()
-    qtbot.waitExposed(viewer)
-    vp = viewer.viewports[0]
-    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 12, timeout=10000)
+    viewer, vp = open_viewer(qtbot, archive)
     edges = lambda: {name: vp.text.GetText(i) for name, i in (("right", 5), ("left", 6), ("top", 7), ("bottom", 4))}
     assert edges() == {"right": "L", "left": "R", "top": "A", "bottom": "P"}  # axial
     right_x, mid_y = vp.view.width() - 5, vp.view.height() // 2
