@@ -98,6 +98,30 @@ class SeriesImages:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def frame_of_reference(self) -> str | None:
+        return str(self.header(0).get("FrameOfReferenceUID", "") or "") or None if len(self) else None
+
+    def position(self, i: int, normal_vector=None) -> float | None:
+        """Where image ``i`` lies along ``normal_vector`` (default: its own slice normal), in mm;
+        None without geometry."""
+        from app.imaging.geometry import normal
+        header = self.header(i)
+        try:
+            ipp = [float(v) for v in header.ImagePositionPatient]
+            n = normal_vector if normal_vector is not None else normal([float(v) for v in header.ImageOrientationPatient])
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return float(np.dot(ipp, n))
+
+    def nearest(self, position: float, normal_vector) -> int | None:
+        """The image closest to ``position`` along ``normal_vector`` (linked scrolling)."""
+        best, best_d = None, None
+        for i in range(len(self)):
+            p = self.position(i, normal_vector)
+            if p is not None and (best_d is None or abs(p - position) < best_d):
+                best, best_d = i, abs(p - position)
+        return best
+
     # -- decoding ---------------------------------------------------------------------------
     def _decode(self, entry: Entry) -> np.ndarray:
         import pydicom

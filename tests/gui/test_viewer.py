@@ -31,7 +31,7 @@ def screen_shot(widget, name: str) -> Path:
 def archive(tmp_path):
     a = Archive(tmp_path / "home")
     (tmp_path / "in").mkdir()
-    study = generate_uid()
+    study, frame_of_reference = generate_uid(), generate_uid()
     for series_no, n in ((1, 12), (2, 3)):
         series = generate_uid()
         for i in range(n):
@@ -43,6 +43,7 @@ def archive(tmp_path):
             ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
             ds.WindowCenter, ds.WindowWidth = 40, 400
             ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, float(i)], [1, 0, 0, 0, 1, 0]
+            ds.FrameOfReferenceUID = frame_of_reference
             f = save(ds, tmp_path / "in" / f"{series_no}-{i}.dcm")
             assert a.ingest.store_file(f).ok
     yield a
@@ -159,4 +160,23 @@ def test_rotate_flip_true_size_and_cine(qtbot, archive):
     qtbot.waitUntil(lambda: vp.index >= 3, timeout=3000)
     QTest.keyClick(vp.view, Qt.Key_C)
     assert not vp.cine.isActive()
+    viewer.close()
+
+
+def test_linked_scrolling_and_windowing(qtbot, archive):
+    viewer, vp = open_viewer(qtbot, archive)
+    viewer.layout_box.setCurrentText("1×2")
+    other = viewer.viewports[1]
+    qtbot.waitUntil(lambda: other.images is not None and other.image_count() == 3, timeout=10000)
+    # both series share the frame of reference (same generated study); series 2 has z = 0, 1, 2
+    viewer._activate(vp)
+    vp.show_image(2)                      # z = 2 in series 1
+    assert other.index == 2
+    vp.show_image(9)                      # z = 9: series 2 stays at its nearest slice, z = 2
+    assert other.index == 2
+    vp.set_window(pixels.Window(300, 1500))
+    assert other.window == pixels.Window(300, 1500)
+    viewer.link.setChecked(False)
+    vp.set_window(pixels.Window(40, 80))
+    assert other.window == pixels.Window(300, 1500)
     viewer.close()

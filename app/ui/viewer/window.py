@@ -74,6 +74,9 @@ class ViewerWindow(QMainWindow):
             self.tool_actions[tool] = act
         self.tool_actions["window"].setChecked(True)
         bar.addAction(QAction("Clear", self, triggered=lambda: self._each(Viewport.clear_measurements)))
+        self.link = QAction("Link", self, checkable=True, checked=True)
+        self.link.setToolTip("Scroll and window together the viewports of one frame of reference")
+        bar.addAction(self.link)
         bar.addSeparator()
         for label, slot, key in (("Fit", lambda: self._each(Viewport.fit), "F"),
                                  ("1:1", lambda: self._each(Viewport.one_to_one), "1"),
@@ -139,6 +142,46 @@ class ViewerWindow(QMainWindow):
         if vp is self.active:
             self.status.setText(f"image {vp.index + 1} of {vp.image_count()}"
                                 + (f" — {vp.message}" if vp.message else ""))
+        if self.link.isChecked() and not getattr(self, "_linking", False) and vp is self.active:
+            self._linking = True
+            try:
+                self._follow(vp)
+            finally:
+                self._linking = False
+
+    def _follow(self, leader: Viewport) -> None:
+        """Viewports of the leader's frame of reference go to the slice nearest its own and,
+        for the same modality, take its window."""
+        import numpy as np
+
+        from app.imaging.geometry import normal
+        images = leader.images
+        if images is None or not len(images) or images.frame_of_reference() is None:
+            return
+        header = images.header(leader.index)
+        try:
+            n = normal([float(v) for v in header.ImageOrientationPatient])
+        except (AttributeError, TypeError, ValueError):
+            n = None
+        here = images.position(leader.index, n) if n is not None else None
+        modality = header.get("Modality")
+        for vp in self.visible_viewports():
+            if vp is leader or vp.images is None or vp.images.frame_of_reference() != images.frame_of_reference():
+                continue
+            target = vp.index
+            if here is not None:
+                other = vp.images.header(vp.index)
+                try:
+                    parallel = abs(float(np.dot(normal([float(v) for v in other.ImageOrientationPatient]), n))) > 0.99
+                except (AttributeError, TypeError, ValueError):
+                    parallel = False
+                if parallel:
+                    target = vp.images.nearest(here, n)
+                    target = vp.index if target is None else target
+            window = leader.window if vp.images.header(0).get("Modality") == modality else vp.window
+            if target != vp.index or window != vp.window:
+                vp.window = window
+                vp.show_image(target)
 
     # -- series -------------------------------------------------------------------------------
     def _load_series(self, study_uids: list[str]) -> None:
