@@ -110,7 +110,24 @@ def modality_values(ds, stored: np.ndarray) -> np.ndarray:
 def grayscale(ds, stored: np.ndarray, window: Window | None = None, *, voi_lut: bool = False,
               invert: bool = False) -> np.ndarray:
     """Display values (uint8) of a grayscale frame. ``window`` None: the file's first
-    window, else its VOI LUT, else min/max. ``voi_lut``: use the file's VOI LUT Sequence."""
+    window, else its VOI LUT, else min/max. ``voi_lut``: use the file's VOI LUT Sequence.
+
+    Integer images go through a lookup table: the whole chain is computed once for every
+    stored value that occurs (at most 65,536 of them) and applied with one indexing
+    operation — the same values as computing it per pixel, at a fraction of the cost for
+    a 13-megapixel mammogram (as DCMTK does)."""
+    if stored.dtype.kind in "iu" and stored.size > 4096:
+        lo, hi = int(stored.min()), int(stored.max())
+        if hi - lo < 1 << 16:
+            if window is None and not (voi_lut and "VOILUTSequence" in ds) and not file_windows(ds):
+                window = min_max_window(modality_values(ds, np.array([lo, hi], dtype=stored.dtype)))
+            domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
+            lut = _grayscale(ds, domain, window, voi_lut, invert)
+            return lut[(stored.astype(np.int64) - lo) if lo else stored]
+    return _grayscale(ds, stored, window, voi_lut, invert)
+
+
+def _grayscale(ds, stored: np.ndarray, window: Window | None, voi_lut: bool, invert: bool) -> np.ndarray:
     values = modality_values(ds, stored)
     if voi_lut and "VOILUTSequence" in ds:
         from pydicom.pixels import apply_voi

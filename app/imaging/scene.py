@@ -50,6 +50,23 @@ def screen_axes(rotation: int = 0, flip: bool = False) -> tuple[tuple[float, flo
     return right, up
 
 
+def update_image(actor: vtkImageActor, img: np.ndarray) -> bool:
+    """Put ``img`` into the actor's image in place (no new texture object while scrolling);
+    False if its size or channels differ (make a new actor then)."""
+    data = actor.GetMapper().GetInput()
+    h, w = img.shape[:2]
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    dims = data.GetDimensions()
+    scalars = data.GetPointData().GetScalars()
+    if (dims[0], dims[1]) != (w, h) or scalars.GetNumberOfComponents() != channels:
+        return False
+    target = vtk_to_numpy(scalars).reshape(h, w, channels) if channels > 1 else vtk_to_numpy(scalars).reshape(h, w)
+    np.copyto(target, np.flipud(img))
+    scalars.Modified()
+    data.Modified()
+    return True
+
+
 def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tuple[int, int],
                zoom: float | None = None, rotation: int = 0, flip: bool = False,
                pan: tuple[float, float] = (0.0, 0.0)) -> float:

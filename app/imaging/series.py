@@ -51,36 +51,50 @@ def _number(text):
         return None
 
 
-def archive_series_files(archive, series_uid: str) -> list[Path]:
-    """The files of a series of the archive, in reading order (geometry, else Instance Number)."""
+def archive_series(archive, series_uid: str) -> tuple[list[Path], list[int]]:
+    """The files of a series of the archive in reading order (geometry, else Instance
+    Number) and their frame counts — from the index, without opening a file."""
     from sqlalchemy import select
 
     from app.store.schema import instance, series
     with archive.engine.connect() as conn:
         rows = conn.execute(select(instance.c.path, instance.c.ImagePositionPatient,
-                                   instance.c.ImageOrientationPatient, instance.c.InstanceNumber)
+                                   instance.c.ImageOrientationPatient, instance.c.InstanceNumber,
+                                   instance.c.NumberOfFrames)
                             .join(series, series.c.id == instance.c.series_id)
                             .where(series.c.SeriesInstanceUID == series_uid)).all()
+    frames = {r.path: max(_number(r.NumberOfFrames) or 1, 1) for r in rows}
     ordered, _ = order_slices([SliceInfo(r.path, _numbers(r.ImagePositionPatient, 3),
                                          _numbers(r.ImageOrientationPatient, 6), _number(r.InstanceNumber))
                                for r in rows])
-    return [archive.files.absolute(s.key) for s in ordered]
+    return [archive.files.absolute(s.key) for s in ordered], [frames[s.key] for s in ordered]
+
+
+def archive_series_files(archive, series_uid: str) -> list[Path]:
+    return archive_series(archive, series_uid)[0]
 
 
 class SeriesImages:
-    def __init__(self, files: list[Path], *, cache_mb: int = DEFAULT_CACHE_MB, workers: int = 2):
+    def __init__(self, files: list[Path], frames: list[int] | None = None, *, cache_mb: int = DEFAULT_CACHE_MB,
+                 workers: int = 2):
+        """``frames``: the frame count of each file when the index knows it; headers are then
+        read when an image is first shown, not all before the first one appears."""
         import pydicom
         self.entries: list[Entry] = []
         self.headers: dict[Path, object] = {}
-        for path in files:
-            try:
-                header = pydicom.dcmread(path, stop_before_pixels=True)
-            except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
-                log.warning("cannot read %s: %s", path, exc)
-                continue
-            self.headers[path] = header
-            frames = int(header.get("NumberOfFrames", 1) or 1)
-            self.entries.extend(Entry(path, f) for f in range(max(frames, 1)))
+        if frames is not None:
+            for path, n in zip(files, frames):
+                self.entries.extend(Entry(path, f) for f in range(max(n, 1)))
+        else:
+            for path in files:
+                try:
+                    header = pydicom.dcmread(path, stop_before_pixels=True)
+                except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
+                    log.warning("cannot read %s: %s", path, exc)
+                    continue
+                self.headers[path] = header
+                n = int(header.get("NumberOfFrames", 1) or 1)
+                self.entries.extend(Entry(path, f) for f in range(max(n, 1)))
         self._budget = cache_mb * 2**20
         self._cache: OrderedDict[Entry, np.ndarray] = OrderedDict()
         self._bytes = 0
@@ -93,23 +107,35 @@ class SeriesImages:
         return len(self.entries)
 
     def header(self, i: int):
-        return self.headers[self.entries[i].path]
+        path = self.entries[i].path
+        header = self.headers.get(path)
+        if header is None:
+            import pydicom
+            try:
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception as exc:  # noqa: BLE001 - shown in the viewport, the series goes on
+                raise ImageError(f"this file cannot be read: {exc}") from None
+            self.headers[path] = header
+        return header
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def frame_of_reference(self) -> str | None:
-        return str(self.header(0).get("FrameOfReferenceUID", "") or "") or None if len(self) else None
+        try:
+            return str(self.header(0).get("FrameOfReferenceUID", "") or "") or None if len(self) else None
+        except ImageError:
+            return None
 
     def position(self, i: int, normal_vector=None) -> float | None:
         """Where image ``i`` lies along ``normal_vector`` (default: its own slice normal), in mm;
         None without geometry."""
         from app.imaging.geometry import normal
-        header = self.header(i)
         try:
+            header = self.header(i)
             ipp = [float(v) for v in header.ImagePositionPatient]
             n = normal_vector if normal_vector is not None else normal([float(v) for v in header.ImageOrientationPatient])
-        except (AttributeError, TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError, ImageError):
             return None
         return float(np.dot(ipp, n))
 

@@ -139,3 +139,20 @@ def test_colour_matches_dcmj2pnm(name):
     # lossy JPEG: decoders may differ by a few levels in YCbCr -> RGB rounding
     tolerance = 3 if "jpeg" in name else 1
     assert int(np.max(np.abs(ours.astype(int) - theirs.astype(int)))) <= tolerance
+
+
+@pytest.mark.parametrize("photometric, signed, window", [
+    ("MONOCHROME2", False, Window(2000, 3000)), ("MONOCHROME1", False, Window(1000, 500, SIGMOID)),
+    ("MONOCHROME2", True, Window(40, 400, LINEAR_EXACT)), ("MONOCHROME2", False, None),
+])
+def test_lookup_table_path_equals_the_per_pixel_path(photometric, signed, window):
+    rng = np.random.default_rng(7)
+    values = rng.integers(-2000 if signed else 0, 4000, size=(128, 128))
+    ds = _mono(photometric, values.clip(0).tolist(), RescaleSlope=2, RescaleIntercept=-1024)
+    stored = values.astype(np.int16 if signed else np.uint16)
+    if signed:
+        ds.PixelRepresentation = 1
+    fast = pixels.grayscale(ds, stored, window)              # 16,384 pixels: through the table
+    slow = pixels._grayscale(ds, stored, window or pixels.min_max_window(pixels.modality_values(ds, stored)),
+                             False, False)
+    assert np.array_equal(fast, slow)

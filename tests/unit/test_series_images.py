@@ -81,3 +81,15 @@ def test_bad_images_say_why_and_the_rest_shows(tmp_path):
     with pytest.raises(ImageError, match="cannot be decoded"):
         images.display(1)
     images.close()
+
+
+def test_frames_from_the_index_defer_reading_headers(tmp_path):
+    paths = _series(tmp_path, 3)
+    (tmp_path / "gone.dcm").write_bytes(b"")
+    images = SeriesImages(paths + [tmp_path / "gone.dcm"], [1, 1, 1, 1])
+    assert len(images) == 4 and not images.headers  # nothing read yet
+    assert images.display(1).shape == (64, 64)
+    assert list(images.headers) == [paths[1]]
+    with pytest.raises(ImageError, match="cannot be read"):
+        images.header(3)
+    images.close()

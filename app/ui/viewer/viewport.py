@@ -94,8 +94,10 @@ class Viewport(QWidget):
         self.invert = False
         self.zoom, self.pan = None, (0.0, 0.0)
         if len(images):
-            header = images.header(0)
-            self.window = next(iter(pixels.file_windows(header)), None)
+            try:
+                self.window = next(iter(pixels.file_windows(images.header(0))), None)
+            except ImageError:
+                self.window = None
         self.show_image(0)
 
     def image_count(self) -> int:
@@ -115,10 +117,11 @@ class Viewport(QWidget):
                 values = pixels.modality_values(self.images.header(self.index), self.images.stored(self.index))
                 self.window = pixels.min_max_window(values)
                 img = self.images.display(self.index, self.window, self.invert)
-            if self._actor is not None:
-                self.renderer.RemoveActor(self._actor)
-            self._actor = scene.image_actor(img)
-            self.renderer.AddActor(self._actor)
+            if self._actor is None or not scene.update_image(self._actor, img):
+                if self._actor is not None:
+                    self.renderer.RemoveActor(self._actor)
+                self._actor = scene.image_actor(img)
+                self.renderer.AddActor(self._actor)
             self._shape = img.shape
         self.images.prefetch(self.index)
         self._draw_measurements()
@@ -143,7 +146,11 @@ class Viewport(QWidget):
         if self.images is None or not len(self.images):
             scene.set_annotation(self.text, {}, None)
             return
-        header = self.images.header(self.index)
+        try:
+            header = self.images.header(self.index)
+        except ImageError as exc:
+            scene.set_annotation(self.text, {"top-left": f"⚠ {exc}"}, None)
+            return
         grey = self._shape is not None and len(self._shape) == 2
         position = header.get("SliceLocation")
         try:

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QListWidget, QLis
                                QToolBar, QWidget, QDockWidget)
 
 from app.imaging import pixels, thumbnails
-from app.imaging.series import SeriesImages, archive_series_files
+from app.imaging.series import ImageError, SeriesImages, archive_series
 from app.store import browse
 from app.ui.background import run_in_background
 from app.ui.viewer.viewport import Viewport
@@ -106,7 +106,10 @@ class ViewerWindow(QMainWindow):
         self.presets.clear()
         if vp.images is None or not len(vp.images):
             return
-        header = vp.images.header(vp.index)
+        try:
+            header = vp.images.header(vp.index)
+        except ImageError:
+            return
         for w in pixels.file_windows(header) + pixels.modality_presets(str(header.get("Modality", ""))):
             self.presets.addItem(w.label(), w)
 
@@ -158,11 +161,13 @@ class ViewerWindow(QMainWindow):
         images = leader.images
         if images is None or not len(images) or images.frame_of_reference() is None:
             return
-        header = images.header(leader.index)
         try:
+            header = images.header(leader.index)
             n = normal([float(v) for v in header.ImageOrientationPatient])
         except (AttributeError, TypeError, ValueError):
             n = None
+        except ImageError:
+            return
         here = images.position(leader.index, n) if n is not None else None
         modality = header.get("Modality")
         for vp in self.visible_viewports():
@@ -170,15 +175,19 @@ class ViewerWindow(QMainWindow):
                 continue
             target = vp.index
             if here is not None:
-                other = vp.images.header(vp.index)
                 try:
+                    other = vp.images.header(vp.index)
                     parallel = abs(float(np.dot(normal([float(v) for v in other.ImageOrientationPatient]), n))) > 0.99
-                except (AttributeError, TypeError, ValueError):
+                except (AttributeError, TypeError, ValueError, ImageError):
                     parallel = False
                 if parallel:
                     target = vp.images.nearest(here, n)
                     target = vp.index if target is None else target
-            window = leader.window if vp.images.header(0).get("Modality") == modality else vp.window
+            try:
+                same_modality = vp.images.header(0).get("Modality") == modality
+            except ImageError:
+                same_modality = False
+            window = leader.window if same_modality else vp.window
             if target != vp.index or window != vp.window:
                 vp.window = window
                 vp.show_image(target)
@@ -249,7 +258,7 @@ class ViewerWindow(QMainWindow):
             vp.set_series(images, title.strip())
             if vp is self.active:
                 self._fill_presets(vp)
-        run_in_background(lambda: SeriesImages(archive_series_files(archive, uid)), opened)
+        run_in_background(lambda: SeriesImages(*archive_series(archive, uid)), opened)
 
     def closeEvent(self, ev) -> None:
         for vp in self.viewports:
