@@ -20,7 +20,6 @@ Sizes (``LIGHTBOX_BENCH_SIZE`` or the first argument): smoke = 100 images, 1000 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -246,14 +245,8 @@ def format_report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    report = run_benchmark(argv[0] if argv else None)
-    print("\n" + format_report(report))
-    if out := os.environ.get("BENCH_OUT"):
-        Path(out).write_text(json.dumps(report, indent=2, default=str))
-    return 0
+    import benchutil
+    return benchutil.main(run_benchmark, format_report, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ full = 500 CT + 4 mammograms.  python tests/benchmarks/bench_viewer.py full
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -154,12 +153,8 @@ def format_report(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    report = run_benchmark(argv[0] if argv else None)
-    print("\n" + format_report(report))
-    if out := os.environ.get("BENCH_OUT"):
-        Path(out).write_text(json.dumps(report, indent=2, default=str))
-    return 0
+    import benchutil
+    return benchutil.main(run_benchmark, format_report, argv)
 
 
 if __name__ == "__main__":

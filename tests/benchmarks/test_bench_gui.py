@@ -3,22 +3,17 @@ assertions are only that every image arrived in both receivers and every search 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 import bench_gui
+import benchutil
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.peers]
 
 
 @pytest.mark.timeout(3600)
 def test_gui_responsiveness_and_browser_speed(qtbot, tmp_path, capsys):
-    lines: list[str] = []
-    report = bench_gui.run_benchmark(os.environ.get("LIGHTBOX_BENCH_SIZE", "smoke"), work=tmp_path / "work",
-                                     log=lines.append)
-    with capsys.disabled():
-        print("\n" + "\n".join(lines) + "\n\n" + bench_gui.format_report(report))
+    report = benchutil.run_in_pytest(bench_gui, tmp_path, capsys)
     assert report["headless"]["received"] == report["images"], report["headless"]
     assert report["gui"]["received"] == report["images"], report["gui"]
     assert report["gui"]["storescu_rc"] == 0, report["gui"]["storescu_err"]

@@ -1,0 +1,30 @@
+"""What the size-driven benchmarks share: the standalone entry point and the pytest run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(run_benchmark, format_report, argv: list[str] | None = None) -> int:
+    """``python bench_x.py [smoke|full]``: run, print the figures, BENCH_OUT=file for JSON."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    report = run_benchmark(argv[0] if argv else None)
+    print("\n" + format_report(report))
+    if out := os.environ.get("BENCH_OUT"):
+        Path(out).write_text(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def run_in_pytest(module, tmp_path, capsys) -> dict:
+    """Run a benchmark module at LIGHTBOX_BENCH_SIZE (default smoke) and print its figures."""
+    lines: list[str] = []
+    report = module.run_benchmark(os.environ.get("LIGHTBOX_BENCH_SIZE", "smoke"), work=tmp_path / "work",
+                                  log=lines.append)
+    with capsys.disabled():
+        print("\n" + "\n".join(lines) + "\n\n" + module.format_report(report))
+    return report
