@@ -25,7 +25,7 @@ from app.ui.background import run_in_background
 from app.ui.widgets import fill_table, list_panel, make_table
 
 SECTIONS = {"node": "Local node", "timeouts": "Timeouts (spec Table 4-53)", "policy": "Acceptance policy",
-            "storage": "Storage", "tls": "Secure transport (TLS)", "services": "Own AE title / port per service"}
+            "storage": "Storage", "viewer": "Viewer", "tls": "Secure transport (TLS)", "services": "Own AE title / port per service"}
 # Changing these needs the listeners restarted (the rest is read per association).
 LISTENER_KEYS = ("node.aet", "node.host", "node.port", "tls.", "services.")
 _FILE_KEYS = {"tls.certificate", "tls.private_key", "tls.ca_file"}

@@ -180,3 +180,29 @@ def test_linked_scrolling_and_windowing(qtbot, archive):
     vp.set_window(pixels.Window(40, 80))
     assert other.window == pixels.Window(300, 1500)
     viewer.close()
+
+
+def test_save_view_drag_a_series_and_cache_setting(qtbot, archive, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from app.ui.viewer.viewport import SERIES_MIME
+    archive.settings.set("viewer.cache_mb", "64")
+    viewer, vp = open_viewer(qtbot, archive)
+    assert vp.images._budget == 64 * 2**20
+
+    a = QImage(str(viewer.save_view(tmp_path / "view.png", with_text=True)))
+    b = QImage(str(viewer.save_view(tmp_path / "plain.png", with_text=False)))
+    jpeg = QImage(str(viewer.save_view(tmp_path / "plain.jpg", with_text=False)))
+    w, h = vp.render_window.GetSize()
+    assert (a.width(), a.height()) == (b.width(), b.height()) == (jpeg.width(), jpeg.height()) == (w, h)
+    assert a != b  # the image text is in one only
+    assert b.pixelColor(w // 2, h // 2) == a.pixelColor(w // 2, h // 2)  # the image itself is the same
+
+    # dragging the second series from the strip onto the viewport
+    second = viewer.strip.item(1)
+    mime = viewer.strip.mimeData([second])
+    uid = second.data(Qt.UserRole)["SeriesInstanceUID"]
+    assert bytes(mime.data(SERIES_MIME)).decode() == uid
+    vp.seriesDropped.emit(vp, uid)
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 3, timeout=10000)
+    viewer.close()

@@ -48,10 +48,24 @@ class _VtkView(QVTKRenderWindowInteractor):
         if not self.viewport.key(ev):
             super().keyPressEvent(ev)
 
+    def dragEnterEvent(self, ev):
+        self.viewport.dragEnterEvent(ev)
+
+    def dragMoveEvent(self, ev):
+        if ev.mimeData().hasFormat(SERIES_MIME):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        self.viewport.dropEvent(ev)
+
+
+SERIES_MIME = "application/x-lightbox-series-uid"
+
 
 class Viewport(QWidget):
     activated = Signal(object)   # this viewport was clicked
     changed = Signal(object)     # image, window, zoom or pan changed (linked viewports listen)
+    seriesDropped = Signal(object, str)  # a series dragged from the strip onto this viewport
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -85,6 +99,8 @@ class Viewport(QWidget):
         self._drawing: overlays.Measurement | None = None
         self.setFocusPolicy(Qt.StrongFocus)
         self.view.setFocusPolicy(Qt.StrongFocus)
+        self.setAcceptDrops(True)
+        self.view.setAcceptDrops(True)
 
     # -- content ----------------------------------------------------------------------------
     def set_series(self, images: SeriesImages, title: str = "") -> None:
@@ -425,6 +441,39 @@ class Viewport(QWidget):
         else:
             return False
         return True
+
+    def snapshot(self, with_text: bool = True):
+        """The viewport as drawn (uint8 RGB, row 0 at the top), with or without image text."""
+        import numpy as np
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+        hidden = not with_text
+        if hidden:
+            self.text.VisibilityOff()
+        self.render_window.Render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(self.render_window)
+        grab.SetInputBufferTypeToRGB()
+        grab.ReadFrontBufferOff()
+        grab.Update()
+        out = grab.GetOutput()
+        w, h, _ = out.GetDimensions()
+        img = np.flipud(vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, 3)).copy()
+        if hidden:
+            self.text.VisibilityOn()
+            self.render_window.Render()
+        return img
+
+    # -- drag and drop: a series from the strip ------------------------------------------------
+    def dragEnterEvent(self, ev):
+        if ev.mimeData().hasFormat(SERIES_MIME):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        uid = bytes(ev.mimeData().data(SERIES_MIME)).decode()
+        self.activated.emit(self)
+        self.seriesDropped.emit(self, uid)
+        ev.acceptProposedAction()
 
     def close_series(self) -> None:
         """Release the series and the render window's X/GL resources. Only when the viewport

@@ -5,20 +5,40 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QToolBar, QWidget, QDockWidget)
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QSize, Qt
+from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMainWindow, QMessageBox, QToolBar, QWidget)
 
 from app.imaging import pixels, thumbnails
 from app.imaging.series import ImageError, SeriesImages, archive_series
 from app.store import browse
 from app.ui.background import run_in_background
-from app.ui.viewer.viewport import Viewport
+from app.ui.viewer.viewport import SERIES_MIME, Viewport
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×1": (2, 1), "2×2": (2, 2), "2×3": (2, 3), "3×3": (3, 3)}
+
+
+class _SeriesStrip(QListWidget):
+    """The series list; a series can be dragged onto a viewport."""
+
+    def __init__(self):
+        super().__init__()
+        self.setDragEnabled(True)
+        self.setDragDropMode(QListWidget.DragOnly)
+
+    def mimeData(self, items):
+        data = QMimeData()
+        if items:
+            data.setData(SERIES_MIME, items[0].data(Qt.UserRole)["SeriesInstanceUID"].encode())
+        return data
+
+    def mimeTypes(self):
+        return [SERIES_MIME]
 
 
 class ViewerWindow(QMainWindow):
@@ -38,7 +58,7 @@ class ViewerWindow(QMainWindow):
         self.grid.setSpacing(2)
         self.setCentralWidget(self.grid_host)
         self._toolbar()
-        self.strip = QListWidget()
+        self.strip = _SeriesStrip()
         self.strip.setIconSize(QSize(thumbnails.SIZE, thumbnails.SIZE))
         self.strip.itemActivated.connect(self._strip_activated)
         self.strip.itemClicked.connect(self._strip_activated)
@@ -77,6 +97,11 @@ class ViewerWindow(QMainWindow):
         self.link = QAction("Link", self, checkable=True, checked=True)
         self.link.setToolTip("Scroll and window together the viewports of one frame of reference")
         bar.addAction(self.link)
+        bar.addSeparator()
+        save = QAction("Save view…", self, triggered=lambda: self._save_dialog(True))
+        save.setToolTip("Save the active viewport as PNG or JPEG, with its image text")
+        bar.addAction(save)
+        bar.addAction(QAction("Save image only…", self, triggered=lambda: self._save_dialog(False)))
         bar.addSeparator()
         for label, slot, key in (("Fit", lambda: self._each(Viewport.fit), "F"),
                                  ("1:1", lambda: self._each(Viewport.one_to_one), "1"),
@@ -121,6 +146,7 @@ class ViewerWindow(QMainWindow):
             vp.tool = next((t for t, a in getattr(self, "tool_actions", {}).items() if a.isChecked()), "window")
             vp.activated.connect(self._activate)
             vp.changed.connect(self._viewport_changed)
+            vp.seriesDropped.connect(self._series_dropped)
             self.viewports.append(vp)
         for vp in self.viewports:
             self.grid.removeWidget(vp)
@@ -234,6 +260,31 @@ class ViewerWindow(QMainWindow):
                 continue
             self.load_into(vp, queue.pop(0))
 
+    def _series_dropped(self, vp: Viewport, uid: str) -> None:
+        row = next((r for r in self.series_rows if r["SeriesInstanceUID"] == uid), None)
+        if row is not None:
+            self.load_into(vp, row)
+
+    def save_view(self, path: Path, with_text: bool = True) -> Path:
+        """The active viewport as drawn, as PNG or JPEG (by the file's suffix)."""
+        img = self.active.snapshot(with_text)
+        qimage = QImage(img.data, img.shape[1], img.shape[0], img.shape[1] * 3, QImage.Format_RGB888)
+        fmt = "JPG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG"
+        if not qimage.save(str(path), fmt, 95 if fmt == "JPG" else -1):
+            raise OSError(f"cannot write {path}")
+        return path
+
+    def _save_dialog(self, with_text: bool) -> None:
+        if self.active is None or self.active.images is None:
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Save the view", "view.png", "PNG (*.png);;JPEG (*.jpg *.jpeg)")
+        if name:
+            try:
+                self.save_view(Path(name), with_text)
+                self.status.setText(f"saved {name}")
+            except OSError as exc:
+                QMessageBox.warning(self, "Save the view", f"{exc}. Choose another folder.")
+
     def _strip_activated(self, item: QListWidgetItem) -> None:
         if self.active is not None:
             self.load_into(self.active, item.data(Qt.UserRole))
@@ -258,7 +309,8 @@ class ViewerWindow(QMainWindow):
             vp.set_series(images, title.strip())
             if vp is self.active:
                 self._fill_presets(vp)
-        run_in_background(lambda: SeriesImages(*archive_series(archive, uid)), opened)
+        cache_mb = archive.settings["viewer.cache_mb"]
+        run_in_background(lambda: SeriesImages(*archive_series(archive, uid), cache_mb=cache_mb), opened)
 
     def closeEvent(self, ev) -> None:
         for vp in self.viewports:
