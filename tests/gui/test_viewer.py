@@ -206,3 +206,37 @@ def test_save_view_drag_a_series_and_cache_setting(qtbot, archive, tmp_path):
     vp.seriesDropped.emit(vp, uid)
     qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 3, timeout=10000)
     viewer.close()
+
+
+def test_reports_read_as_text_and_waveforms_say_so(qtbot, tmp_path):
+    import pydicom.data
+
+    from app.imaging import documents
+    files = Path(pydicom.data.__file__).parent / "test_files"
+    archive = Archive(tmp_path / "home")
+    try:
+        assert archive.ingest.store_file(files / "test-SR.dcm").ok
+        wave = pydicom.dcmread(files / "CT_small.dcm")
+        del wave.PixelData
+        wave.SOPClassUID = "1.2.840.10008.5.1.4.1.1.9.1.1"  # 12-lead ECG
+        wave.SeriesInstanceUID, wave.SOPInstanceUID = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+        wave.StudyInstanceUID = pydicom.dcmread(files / "test-SR.dcm").StudyInstanceUID
+        wave.file_meta.MediaStorageSOPClassUID = wave.SOPClassUID
+        wave.file_meta.MediaStorageSOPInstanceUID = wave.SOPInstanceUID
+        wave.save_as(tmp_path / "ecg.dcm")
+        assert archive.ingest.store_file(tmp_path / "ecg.dcm").ok
+        viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+        viewer.show()
+        viewer.layout_box.setCurrentText("1×2")
+        vps = viewer.viewports[:2]
+        qtbot.waitUntil(lambda: all(vp.stack.currentWidget() is vp.document for vp in vps), timeout=10000)
+        texts = {vp.document.toPlainText().splitlines()[0] for vp in vps}
+        assert "Diagnosis" in texts
+        assert any("12-lead ECG Waveform Storage cannot be displayed" in t for t in texts)
+        report = next(vp for vp in vps if vp.document.toPlainText().startswith("Diagnosis"))
+        assert "    Text Code: A mass of" in report.document.toPlainText()  # the tree, indented
+        assert documents.kind(pydicom.dcmread(files / "CT_small.dcm")) == "image"
+        screen_shot(viewer, "viewer_report.png")
+        viewer.close()
+    finally:
+        archive.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QPlainTextEdit, QStackedLayout, QVBoxLayout, QWidget
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
 from vtkmodules.vtkRenderingCore import vtkRenderer
@@ -70,9 +70,14 @@ class Viewport(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.view = _VtkView(self)
+        self.document = QPlainTextEdit(readOnly=True)  # reports and "cannot be displayed"
+        self.document.setStyleSheet("background: #111; color: #eee; font-family: monospace;")
+        self.stack = QStackedLayout()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.document)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(1, 1, 1, 1)
-        lay.addWidget(self.view)
+        lay.addLayout(self.stack)
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0, 0, 0)
         self.render_window = self.view.GetRenderWindow()
@@ -106,6 +111,9 @@ class Viewport(QWidget):
     def set_series(self, images: SeriesImages, title: str = "") -> None:
         self.images, self.title = images, title
         self.index = 0
+        if len(images) and self._show_document(images):
+            return
+        self.stack.setCurrentWidget(self.view)
         self.window = None
         self.invert = False
         self.zoom, self.pan = None, (0.0, 0.0)
@@ -115,6 +123,34 @@ class Viewport(QWidget):
             except ImageError:
                 self.window = None
         self.show_image(0)
+
+    def _show_document(self, images: SeriesImages) -> bool:
+        """Reports as text, PDFs and non-displayable objects in plain words: True if shown."""
+        from app.imaging import documents
+        try:
+            header = images.header(0)
+        except ImageError as exc:
+            self.document.setPlainText(str(exc))
+            self.stack.setCurrentWidget(self.document)
+            return True
+        what = documents.kind(header)
+        if what == "image":
+            return False
+        if what == "report":
+            texts = []
+            for i in range(len(images)):
+                try:
+                    texts.append(documents.sr_text(images.header(i)))
+                except ImageError as exc:
+                    texts.append(str(exc))
+            self.document.setPlainText(("\n\n" + "─" * 60 + "\n\n").join(texts))
+        elif what == "pdf":
+            self.document.setPlainText(f"PDF document: {header.get('DocumentTitle', '') or '(no title)'}\n\n"
+                                       "Save it with Export, or open it in the PDF viewer of this computer.")
+        else:
+            self.document.setPlainText(documents.not_displayable(header))
+        self.stack.setCurrentWidget(self.document)
+        return True
 
     def image_count(self) -> int:
         return len(self.images) if self.images is not None else 0

@@ -236,9 +236,10 @@ class ViewerWindow(QMainWindow):
         self.series_rows = rows
         self.strip.clear()
         for row in rows:
+            n = row.get("NumberOfSeriesRelatedInstances", 0)
             item = QListWidgetItem(f"{row.get('Modality') or ''} {row.get('SeriesNumber') or ''}\n"
                                    f"{row.get('SeriesDescription') or ''}\n"
-                                   f"{row.get('NumberOfSeriesRelatedInstances', 0)} images")
+                                   f"{n} image{'' if n == 1 else 's'}")
             item.setData(Qt.UserRole, row)
             self.strip.addItem(item)
             uid = row["SeriesInstanceUID"]
