@@ -102,12 +102,26 @@ class SeriesImages:
         self._pending: dict[Entry, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._datasets: OrderedDict[Path, object] = OrderedDict()  # a few whole files (multi-frame)
+        self._frame_headers: dict = {}
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def header(self, i: int):
-        path = self.entries[i].path
+        """Image ``i``'s header; for a frame of an enhanced multi-frame object, with that
+        frame's functional group attributes (app.imaging.frames)."""
+        from app.imaging.frames import frame_header, is_enhanced
+        entry = self.entries[i]
+        header = self._file_header(entry.path)
+        if not is_enhanced(header):
+            return header
+        key = (entry.path, entry.frame)
+        flat = self._frame_headers.get(key)
+        if flat is None:
+            flat = self._frame_headers[key] = frame_header(header, entry.frame)
+        return flat
+
+    def _file_header(self, path: Path):
         header = self.headers.get(path)
         if header is None:
             import pydicom
