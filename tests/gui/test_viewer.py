@@ -240,3 +240,32 @@ def test_reports_read_as_text_and_waveforms_say_so(qtbot, tmp_path):
         viewer.close()
     finally:
         archive.close()
+
+
+def test_large_image_drawn_from_a_reduced_texture_with_full_resolution_geometry(qtbot, tmp_path):
+    archive = Archive(tmp_path / "home")
+    try:
+        ds = ct_dataset(generate_uid(), generate_uid(), generate_uid(), 1, size=2048)
+        arr = np.zeros((2048, 2048), np.uint16)
+        arr[:, 1024:] = 3000  # left half dark, right half bright
+        ds.PixelData, ds.WindowCenter, ds.WindowWidth = arr.tobytes(), 1500, 3000
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        assert archive.ingest.store_file(save(ds, tmp_path / "big.dcm")).ok
+        viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+        viewer.show()
+        qtbot.waitExposed(viewer)
+        vp = viewer.viewports[0]
+        qtbot.waitUntil(lambda: vp.images is not None and vp._actor is not None, timeout=15000)
+        factor = vp._actor.GetMapper().GetInput().GetSpacing()[0]
+        assert factor >= 2 and vp.current_zoom <= 0.5
+        # geometry stays in full-resolution pixels: the view's centre is the image's centre
+        col, row = vp.image_point(vp.view.width() / 2, vp.view.height() / 2)
+        assert abs(col - 1023.5) < factor and abs(row - 1023.5) < factor
+        shot = vp.snapshot(with_text=False)
+        h, w = shot.shape[:2]
+        assert shot[h // 2, w // 2 - 20].max() < 30 and shot[h // 2, w // 2 + 20].min() > 220
+        QTest.keyClick(vp.view, Qt.Key_1)  # 1:1: the full-resolution texture again
+        assert vp._actor.GetMapper().GetInput().GetSpacing()[0] == 1
+        viewer.close()
+    finally:
+        archive.close()

@@ -169,12 +169,14 @@ class Viewport(QWidget):
                 values = pixels.modality_values(self.images.header(self.index), self.images.stored(self.index))
                 self.window = pixels.min_max_window(values)
                 img = self.images.display(self.index, self.window, self.invert)
-            if self._actor is None or not scene.update_image(self._actor, img):
+            self._shape = img.shape
+            factor = self._reduction(img.shape)
+            shown, origin = scene.reduce(img, factor)
+            if self._actor is None or not scene.update_image(self._actor, shown, factor):
                 if self._actor is not None:
                     self.renderer.RemoveActor(self._actor)
-                self._actor = scene.image_actor(img)
+                self._actor = scene.image_actor(shown, factor, origin)
                 self.renderer.AddActor(self._actor)
-            self._shape = img.shape
         self.images.prefetch(self.index)
         self._draw_measurements()
         self._update_camera()
@@ -183,6 +185,15 @@ class Viewport(QWidget):
         self.changed.emit(self)
 
     # -- view -------------------------------------------------------------------------------
+    def _reduction(self, shape) -> int:
+        """How many image pixels per texture pixel: 1 unless the image is shown at half size
+        or less (a fitted mammogram), then as many as one screen pixel covers."""
+        h, w = shape[:2]
+        vw, vh = self._view_size()
+        rw, rh = (h, w) if self.rotation % 180 else (w, h)
+        zoom = self.zoom if self.zoom is not None else min(vw / rw, vh / rh)
+        return max(1, int(1.0 / zoom)) if zoom <= 0.5 else 1
+
     def _view_size(self) -> tuple[int, int]:
         w, h = self.render_window.GetSize()
         return max(w, 1), max(h, 1)
@@ -290,6 +301,11 @@ class Viewport(QWidget):
         self.show_image(self.index)
 
     def _refresh_view(self) -> None:
+        if self._shape is not None and self._actor is not None:
+            spacing = self._actor.GetMapper().GetInput().GetSpacing()[0]
+            if spacing != self._reduction(self._shape):  # zoomed across a reduction step
+                self.show_image(self.index)
+                return
         self._update_camera()
         self._update_text()
         self.render_window.Render()
@@ -306,7 +322,7 @@ class Viewport(QWidget):
         """(column, row) of the image under widget position (x, y)."""
         ratio = self.view.devicePixelRatioF()
         _, height = self.render_window.GetSize()
-        self.renderer.SetDisplayPoint(x * ratio, height - 1 - y * ratio, 0)
+        self.renderer.SetDisplayPoint(x * ratio, height - y * ratio, 0)  # continuous: no -1
         self.renderer.DisplayToWorld()
         wx, wy, _, w = self.renderer.GetWorldPoint()
         wx, wy = (wx / w, wy / w) if w else (wx, wy)

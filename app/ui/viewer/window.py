@@ -7,7 +7,7 @@ import logging
 
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QSize, Qt
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QLabel, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QToolBar, QWidget)
@@ -168,6 +168,8 @@ class ViewerWindow(QMainWindow):
         self._fill_presets(vp)
 
     def _viewport_changed(self, vp: Viewport) -> None:
+        if getattr(self, "_thumbs_requested", True) is False and vp.images is not None:
+            QTimer.singleShot(0, self._request_thumbnails)
         if vp is self.active:
             self.status.setText(f"image {vp.index + 1} of {vp.image_count()}"
                                 + (f" — {vp.message}" if vp.message else ""))
@@ -242,10 +244,21 @@ class ViewerWindow(QMainWindow):
                                    f"{n} image{'' if n == 1 else 's'}")
             item.setData(Qt.UserRole, row)
             self.strip.addItem(item)
-            uid = row["SeriesInstanceUID"]
+        self._fill_empty_viewports()
+        # thumbnails once the first image is on screen (or after 3 s): they must not compete
+        # with what the reader is waiting for
+        self._thumbs_requested = False
+        QTimer.singleShot(3000, self._request_thumbnails)
+
+    def _request_thumbnails(self) -> None:
+        if getattr(self, "_thumbs_requested", True):
+            return
+        self._thumbs_requested = True
+        for i in range(self.strip.count()):
+            item = self.strip.item(i)
+            uid = item.data(Qt.UserRole)["SeriesInstanceUID"]
             run_in_background(lambda uid=uid: thumbnails.thumbnail(self.archive, uid),
                               lambda path, err, item=item: self._thumb(item, path, err))
-        self._fill_empty_viewports()
 
     def _thumb(self, item: QListWidgetItem, path, error) -> None:
         if error is None and path is not None:
@@ -311,7 +324,16 @@ class ViewerWindow(QMainWindow):
             if vp is self.active:
                 self._fill_presets(vp)
         cache_mb = archive.settings["viewer.cache_mb"]
-        run_in_background(lambda: SeriesImages(*archive_series(archive, uid), cache_mb=cache_mb), opened)
+
+        def open_series() -> SeriesImages:
+            images = SeriesImages(*archive_series(archive, uid), cache_mb=cache_mb)
+            if len(images):
+                try:
+                    images.stored(0)  # decoded here, not on the GUI thread
+                except Exception:  # noqa: BLE001 - the viewport shows why
+                    pass
+            return images
+        run_in_background(open_series, opened)
 
     def closeEvent(self, ev) -> None:
         for vp in self.viewports:
