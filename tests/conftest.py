@@ -181,8 +181,11 @@ def close_vtk_windows():
     from app.ui.viewer.window import ViewerWindow
     if QApplication.instance() is None:
         return
+    from PySide6.QtCore import QEvent
     for widget in QApplication.topLevelWidgets():
-        if isinstance(widget, ViewerWindow):
+        if isinstance(widget, ViewerWindow) and not getattr(widget, "_closing", False):
             widget.close()
+    # closed viewers delete themselves; deferred deletions run only on this request
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     QApplication.processEvents()
     gc.collect()

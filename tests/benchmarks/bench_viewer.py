@@ -95,6 +95,8 @@ def open_and_scroll(files: list[Path], work: Path, label: str, scroll: bool, log
         + (f", scroll {result['scroll_fps']:.1f} frames/s in {result['viewport'][0]}x{result['viewport'][1]}"
            if scroll else ""))
     viewer.close()
+    from PySide6.QtCore import QEvent
+    app.sendPostedEvents(None, QEvent.DeferredDelete)  # the viewer deletes itself (and its VTK windows)
     app.processEvents()
     archive.close()
     return result

@@ -269,3 +269,38 @@ def test_large_image_drawn_from_a_reduced_texture_with_full_resolution_geometry(
         viewer.close()
     finally:
         archive.close()
+
+
+def test_key_object_selection_opens_as_its_images(qtbot, archive, tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from app.imaging.key_objects import KEY_OBJECT_SELECTION
+    instances = search(archive.engine, "instance", {"SeriesNumber": "1"})
+    flagged = [instances[3], instances[7]]
+    ko = Dataset()
+    ko.SOPClassUID, ko.SOPInstanceUID = KEY_OBJECT_SELECTION, generate_uid()
+    ko.StudyInstanceUID, ko.SeriesInstanceUID = flagged[0]["StudyInstanceUID"], generate_uid()
+    ko.Modality, ko.SeriesNumber, ko.PatientID = "KO", 99, "GEN001"
+    name = Dataset()
+    name.CodeValue, name.CodingSchemeDesignator, name.CodeMeaning = "113000", "DCM", "Of Interest"
+    ko.ConceptNameCodeSequence = Sequence([name])
+    items = []
+    for uid in [r["SOPInstanceUID"] for r in flagged] + ["1.2.3.999"]:  # the last is not here
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", uid
+        item = Dataset()
+        item.RelationshipType, item.ValueType = "CONTAINS", "IMAGE"
+        item.ReferencedSOPSequence = Sequence([ref])
+        items.append(item)
+    ko.ContentSequence = Sequence(items)
+    assert archive.ingest.store_file(save(ko, tmp_path / "ko.dcm")).ok
+
+    viewer, vp = open_viewer(qtbot, archive)
+    ko_row = next(viewer.strip.item(i).data(Qt.UserRole) for i in range(viewer.strip.count())
+                  if viewer.strip.item(i).data(Qt.UserRole)["Modality"] == "KO")
+    viewer.load_into(vp, ko_row)
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 2, timeout=10000)
+    shown = [str(vp.images.header(i).SOPInstanceUID) for i in range(2)]
+    assert shown == [r["SOPInstanceUID"] for r in flagged]
+    viewer.close()

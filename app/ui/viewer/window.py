@@ -7,6 +7,7 @@ import logging
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QMimeData, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QLabel, QListWidget,
@@ -46,6 +47,7 @@ class ViewerWindow(QMainWindow):
         super().__init__(parent)
         # Deleted when closed: its VTK windows are finalized then and must not be shown again.
         self.setAttribute(Qt.WA_DeleteOnClose)
+        self._closing = False  # answers of background work that arrive after closing are dropped
         self.archive = archive
         self.setWindowTitle("Lightbox viewer — " + ", ".join(
             f"{r.get('PatientName') or '?'} {r.get('StudyDate') or ''}" for r in study_rows[:3]))
@@ -232,6 +234,8 @@ class ViewerWindow(QMainWindow):
         run_in_background(rows, self._show_series_list)
 
     def _show_series_list(self, rows, error) -> None:
+        if self._closing:
+            return
         if error is not None:
             self.status.setText(f"The series cannot be read: {error}")
             return
@@ -251,7 +255,7 @@ class ViewerWindow(QMainWindow):
         QTimer.singleShot(3000, self._request_thumbnails)
 
     def _request_thumbnails(self) -> None:
-        if getattr(self, "_thumbs_requested", True):
+        if getattr(self, "_thumbs_requested", True) or self._closing:
             return
         self._thumbs_requested = True
         for i in range(self.strip.count()):
@@ -261,7 +265,8 @@ class ViewerWindow(QMainWindow):
                               lambda path, err, item=item: self._thumb(item, path, err))
 
     def _thumb(self, item: QListWidgetItem, path, error) -> None:
-        if error is None and path is not None:
+        # the window may have closed (and its items gone) while the thumbnail was made
+        if error is None and path is not None and not self._closing and shiboken6.isValid(item):
             item.setIcon(QIcon(QPixmap(str(path))))
 
     def _fill_empty_viewports(self) -> None:
@@ -303,6 +308,25 @@ class ViewerWindow(QMainWindow):
         if self.active is not None:
             self.load_into(self.active, item.data(Qt.UserRole))
 
+    def _key_images(self, images: SeriesImages, series_uid: str, cache_mb: int) -> SeriesImages | None:
+        """A Key Object Selection opens as the images it flags (those in the local archive);
+        None for anything else, or a KO whose images are all elsewhere (it then shows as its
+        content tree, which lists what it references)."""
+        from app.imaging import key_objects
+        try:
+            header = images.header(0) if len(images) else None
+        except ImageError:
+            return None
+        if header is None or not key_objects.is_key_object(header):
+            return None
+        files, frames, missing = key_objects.archive_files(self.archive, key_objects.referenced_instances(header))
+        if not files:
+            return None
+        if missing:
+            log.info("%d key image(s) of series %s are not in the local archive", len(missing), series_uid)
+        images.close()
+        return SeriesImages(files, frames, cache_mb=cache_mb)
+
     def load_into(self, vp: Viewport, row: dict) -> None:
         """Open a series in a viewport: its files are listed and its headers read off the GUI
         thread; the first image shows as soon as it is decoded."""
@@ -312,6 +336,10 @@ class ViewerWindow(QMainWindow):
         title = f"{row.get('Modality') or ''} {row.get('SeriesNumber') or ''} {row.get('SeriesDescription') or ''}"
 
         def opened(images, error) -> None:
+            if self._closing or not shiboken6.isValid(vp):
+                if images is not None:
+                    images.close()
+                return
             if error is not None:
                 self.status.setText(f"The series cannot be opened: {error}")
                 return
@@ -327,6 +355,7 @@ class ViewerWindow(QMainWindow):
 
         def open_series() -> SeriesImages:
             images = SeriesImages(*archive_series(archive, uid), cache_mb=cache_mb)
+            images = self._key_images(images, uid, cache_mb) or images
             if len(images):
                 try:
                     images.stored(0)  # decoded here, not on the GUI thread
@@ -336,6 +365,7 @@ class ViewerWindow(QMainWindow):
         run_in_background(open_series, opened)
 
     def closeEvent(self, ev) -> None:
+        self._closing = True
         for vp in self.viewports:
             vp.close_series()
         super().closeEvent(ev)
