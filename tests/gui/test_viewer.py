@@ -304,3 +304,48 @@ def test_key_object_selection_opens_as_its_images(qtbot, archive, tmp_path):
     shown = [str(vp.images.header(i).SOPInstanceUID) for i in range(2)]
     assert shown == [r["SOPInstanceUID"] for r in flagged]
     viewer.close()
+
+
+def _pdf(text: str) -> bytes:
+    """A one-page PDF with a line of text (offsets computed, so any reader accepts it)."""
+    content = f"BT /F1 24 Tf 20 100 Td ({text}) Tj ET".encode()
+    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+               b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 200]/Contents 4 0 R"
+               b"/Resources<</Font<</F1 5 0 R>>>>>>",
+               b"<</Length %d>>stream\n" % len(content) + content + b"\nendstream",
+               b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return out
+
+
+def test_encapsulated_pdf_is_shown_as_a_document(qtbot, tmp_path):
+    from pydicom.dataset import Dataset
+    archive = Archive(tmp_path / "home")
+    try:
+        ds = Dataset()
+        ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.104.1", generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.Modality, ds.PatientID, ds.DocumentTitle = "DOC", "P1", "Referral letter"
+        data = _pdf("Lightbox")
+        ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+        ds.EncapsulatedDocumentLength = len(data)
+        ds.EncapsulatedDocument = data + (b"\0" if len(data) % 2 else b"")
+        assert archive.ingest.store_file(save(ds, tmp_path / "doc.dcm")).ok
+        viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+        viewer.show()
+        vp = viewer.viewports[0]
+        qtbot.waitUntil(lambda: vp.pdf_view is not None and vp.stack.currentWidget() is vp.pdf_view, timeout=10000)
+        assert vp._pdf.pageCount() == 1
+        assert "Lightbox" in vp._pdf.getAllText(0).text()
+        qtbot.wait(200)
+        screen_shot(viewer, "viewer_pdf.png")
+        viewer.close()
+    finally:
+        archive.close()

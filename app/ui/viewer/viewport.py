@@ -75,6 +75,7 @@ class Viewport(QWidget):
         self.stack = QStackedLayout()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.document)
+        self.pdf_view = None  # made when a PDF is shown (QtPdf)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(1, 1, 1, 1)
         lay.addLayout(self.stack)
@@ -145,11 +146,44 @@ class Viewport(QWidget):
                     texts.append(str(exc))
             self.document.setPlainText(("\n\n" + "─" * 60 + "\n\n").join(texts))
         elif what == "pdf":
-            self.document.setPlainText(f"PDF document: {header.get('DocumentTitle', '') or '(no title)'}\n\n"
-                                       "Save it with Export, or open it in the PDF viewer of this computer.")
+            if self._show_pdf(images):
+                return True
+            self.document.setPlainText(f"PDF document: {header.get('DocumentTitle', '') or '(no title)'} — "
+                                       "it cannot be shown: the document in it is damaged or not a PDF.")
         else:
             self.document.setPlainText(documents.not_displayable(header))
         self.stack.setCurrentWidget(self.document)
+        return True
+
+    def _show_pdf(self, images: SeriesImages) -> bool:
+        """The encapsulated PDF of the first object, in a Qt PDF view."""
+        import pydicom
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+        from PySide6.QtPdf import QPdfDocument
+        from PySide6.QtPdfWidgets import QPdfView
+        try:
+            ds = pydicom.dcmread(images.entries[0].path)
+            data = bytes(ds.EncapsulatedDocument)
+        except Exception as exc:  # noqa: BLE001 - said in the viewport
+            log.warning("cannot read the encapsulated PDF: %s", exc)
+            return False
+        length = ds.get("EncapsulatedDocumentLength")  # the document may be padded to even length
+        if length:
+            data = data[:int(length)]
+        if self.pdf_view is None:
+            self.pdf_view = QPdfView(self)
+            self.pdf_view.setPageMode(QPdfView.PageMode.MultiPage)
+            self.pdf_view.setZoomMode(QPdfView.ZoomMode.FitToWidth)
+            self.stack.addWidget(self.pdf_view)
+        self._pdf_bytes = QByteArray(data)
+        self._pdf_buffer = QBuffer(self._pdf_bytes)  # kept: the document reads from it
+        self._pdf_buffer.open(QIODevice.ReadOnly)
+        self._pdf = QPdfDocument(self)
+        self._pdf.load(self._pdf_buffer)
+        if self._pdf.status() == QPdfDocument.Status.Error or self._pdf.pageCount() < 1:
+            return False
+        self.pdf_view.setDocument(self._pdf)
+        self.stack.setCurrentWidget(self.pdf_view)
         return True
 
     def image_count(self) -> int:
