@@ -92,12 +92,12 @@ def collect(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def import_paths(ingest: Ingest, paths: Iterable[Path],
+def import_paths(ingest: Ingest, files: Iterable[Path],
                  progress: Callable[[Path, StoreResult], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> ImportSummary:
-    """Import every file of ``paths`` (see :func:`collect`). Files are stored one after
-    another; their index commits are waited for in a window, so that a folder shares
-    commits instead of paying one per file."""
+    """Import ``files`` (as :func:`collect` lists them: callers count them first). Files are
+    stored one after another; their index commits are waited for in a window, so that a
+    folder shares commits instead of paying one per file."""
     summary = ImportSummary()
     window: deque[tuple[Path, StoreResult]] = deque()
 
@@ -113,7 +113,7 @@ def import_paths(ingest: Ingest, paths: Iterable[Path],
         if progress:
             progress(f, result)
 
-    for f in collect(paths):
+    for f in files:
         if cancelled is not None and cancelled():
             break
         if not f.exists():

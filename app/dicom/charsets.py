@@ -42,8 +42,9 @@ def declared(ds: Dataset) -> list[str]:
     return [t.strip() for t in terms] or [""]
 
 
-def unsupported(ds: Dataset) -> list[str]:
-    return [t for t in declared(ds) if t not in SUPPORTED]
+def unsupported(terms: list[str]) -> list[str]:
+    """The declared terms (``declared``) that are in none of Tables 6-1 to 6-4."""
+    return [t for t in terms if t not in SUPPORTED]
 
 
 # Control characters a DICOM text value may hold (PS3.5 §6.1.2.3: LF, FF, CR; TAB in the

@@ -89,6 +89,18 @@ def min_max_window(values: np.ndarray) -> Window:
     return Window((lo + hi) / 2, max(hi - lo, 1.0), LINEAR, "min/max")
 
 
+def default_window(ds, stored: np.ndarray) -> Window:
+    """What a grayscale image is first shown with: the file's first window, else the range
+    of its values (the modality LUT of the extreme stored values: no full-image pass)."""
+    declared = file_windows(ds)
+    if declared:
+        return declared[0]
+    if stored.dtype.kind in "iu":
+        extremes = np.array([stored.min(), stored.max()], dtype=stored.dtype)
+        return min_max_window(modality_values(ds, extremes))
+    return min_max_window(modality_values(ds, stored))
+
+
 # -- the pipeline ----------------------------------------------------------------------------
 def frame_array(ds, frame: int = 0) -> np.ndarray:
     """Stored values of one frame (colour: RGB, as pydicom converts YBR)."""
@@ -119,8 +131,8 @@ def grayscale(ds, stored: np.ndarray, window: Window | None = None, *, voi_lut: 
     if stored.dtype.kind in "iu" and stored.size > 4096:
         lo, hi = int(stored.min()), int(stored.max())
         if hi - lo < 1 << 16:
-            if window is None and not (voi_lut and "VOILUTSequence" in ds) and not file_windows(ds):
-                window = min_max_window(modality_values(ds, np.array([lo, hi], dtype=stored.dtype)))
+            if window is None and not (voi_lut and "VOILUTSequence" in ds):
+                window = default_window(ds, stored)
             domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
             lut = _grayscale(ds, domain, window, voi_lut, invert)
             return lut[(stored.astype(np.int64) - lo) if lo else stored]
@@ -135,7 +147,7 @@ def _grayscale(ds, stored: np.ndarray, window: Window | None, voi_lut: bool, inv
         bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
         y = out * 255.0 / max(2 ** bits - 1, 1)
     else:
-        window = window or next(iter(file_windows(ds)), None) or min_max_window(values)
+        window = window or default_window(ds, stored)
         y = apply_window(values, window)
     inverse = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
     if str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
@@ -158,7 +170,11 @@ def color(ds, stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.uint8)
 
 
-def render(ds, frame: int = 0, window: Window | None = None, **kw) -> np.ndarray:
-    """One frame as the viewer shows it: uint8 (H, W) or (H, W, 3)."""
-    stored = frame_array(ds, frame)
+def display(ds, stored: np.ndarray, window: Window | None = None, **kw) -> np.ndarray:
+    """Stored values of one frame as the viewer shows them: uint8 (H, W) or (H, W, 3)."""
     return color(ds, stored) if is_color(ds) else grayscale(ds, stored, window, **kw)
+
+
+def render(ds, frame: int = 0, window: Window | None = None, **kw) -> np.ndarray:
+    """One frame of ``ds`` as the viewer shows it."""
+    return display(ds, frame_array(ds, frame), window, **kw)

@@ -67,10 +67,10 @@ def render_dataset(ds, req: RenderRequest) -> np.ndarray:
         function = declared[0].function if declared else pixels.LINEAR
         window = pixels.Window(req.window[0], req.window[1], function)
     try:
+        stored = pixels.frame_array(ds, req.frame - 1)
         if window is None and not pixels.is_color(ds):  # the window shown is the one used
-            window = next(iter(pixels.file_windows(ds)), None) or pixels.min_max_window(
-                pixels.modality_values(ds, pixels.frame_array(ds, req.frame - 1)))
-        img = pixels.render(ds, req.frame - 1, window)
+            window = pixels.default_window(ds, stored)
+        img = pixels.display(ds, stored, window)
     except Exception as exc:  # noqa: BLE001 - undecodable pixels: say so, never a traceback
         raise RenderError(f"the pixel data cannot be decoded: {exc}") from None
     corners = markers = None

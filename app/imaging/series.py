@@ -103,6 +103,8 @@ class SeriesImages:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._datasets: OrderedDict[Path, object] = OrderedDict()  # a few whole files (multi-frame)
         self._frame_headers: dict = {}
+        self._positions_key: tuple | None = None  # positions along one slice normal (nearest())
+        self._positions: list[float | None] = []
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -154,10 +156,14 @@ class SeriesImages:
         return float(np.dot(ipp, n))
 
     def nearest(self, position: float, normal_vector) -> int | None:
-        """The image closest to ``position`` along ``normal_vector`` (linked scrolling)."""
+        """The image closest to ``position`` along ``normal_vector`` (linked scrolling: asked
+        at every step, so the positions along one normal are computed once)."""
+        key = tuple(round(float(v), 6) for v in normal_vector)
+        if self._positions_key != key:
+            self._positions = [self.position(i, normal_vector) for i in range(len(self))]
+            self._positions_key = key
         best, best_d = None, None
-        for i in range(len(self)):
-            p = self.position(i, normal_vector)
+        for i, p in enumerate(self._positions):
             if p is not None and (best_d is None or abs(p - position) < best_d):
                 best, best_d = i, abs(p - position)
         return best
@@ -238,8 +244,4 @@ class SeriesImages:
     # -- display ----------------------------------------------------------------------------
     def display(self, i: int, window: pixels.Window | None = None, invert: bool = False) -> np.ndarray:
         """Image ``i`` as shown: uint8 grey (H, W) or RGB (H, W, 3)."""
-        ds = self.header(i)
-        stored = self.stored(i)
-        if pixels.is_color(ds):
-            return pixels.color(ds, stored)
-        return pixels.grayscale(ds, stored, window, invert=invert)
+        return pixels.display(self.header(i), self.stored(i), window, invert=invert)

@@ -28,6 +28,7 @@ import queue
 import select
 import socket
 import threading
+import time
 
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -97,7 +98,7 @@ def _dul_wait(self: DULServiceProvider, waker: tuple[socket.socket, socket.socke
     sock = getattr(transport, "socket", None) if transport is not None else None
     if sock is None or not getattr(transport, "_is_connected", False) or sock.fileno() < 0:
         # No connection (yet, or any more): the state machine moves on by timers only.
-        threading.Event().wait(0.001)
+        time.sleep(0.001)
         return
     pending = getattr(sock, "pending", None)
     if pending is not None and pending():  # TLS: bytes already decrypted and buffered

@@ -155,7 +155,7 @@ class Ingest:
         reader = charsets.TextReader(ds)
         uids = check_uids(reader, sop_class, sop_instance)
         sop_uid = uids["SOPInstanceUID"]
-        if bad := [t for t in reader.terms if t not in charsets.SUPPORTED]:
+        if bad := charsets.unsupported(reader.terms):
             log.warning("%s declares unsupported character set(s) %s; illegal characters become '?'",
                         sop_uid, ", ".join(bad))
         meta = file_meta_bytes(uids["SOPClassUID"], sop_uid, transfer_syntax, source_aet)

@@ -20,11 +20,9 @@ Sizes (``LIGHTBOX_BENCH_SIZE`` or the first argument): smoke = 100 images, 1000 
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -215,10 +213,8 @@ def browser_filtering(studies: int, work: Path, log=print) -> dict:
 
 # -- all --------------------------------------------------------------------------------------
 def run_benchmark(size: str | None = None, *, work: Path | None = None, log=print) -> dict:
-    size = (size or os.environ.get("LIGHTBOX_BENCH_SIZE") or "smoke").lower()
-    images, studies = SIZES.get(size, SIZES["smoke"])
-    work = work or Path(tempfile.mkdtemp(prefix="lightbox-bench-gui-"))
-    work.mkdir(parents=True, exist_ok=True)
+    import benchutil
+    size, (images, studies), work = benchutil.prepare(size, SIZES, work, "lightbox-bench-gui-")
     files = bench_ingest.ensure_images("CT", images, log=log)
     bench_ingest.warm_page_cache(files)
     log(f"GUI benchmark '{size}': {images} CT images, {studies} studies; work dir {work}")

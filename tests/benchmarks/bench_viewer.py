@@ -15,7 +15,6 @@ full = 500 CT + 4 mammograms.  python tests/benchmarks/bench_viewer.py full
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -122,10 +121,8 @@ def pipeline_throughput(files: list[Path], window: tuple[float, float], log=prin
 
 
 def run_benchmark(size: str | None = None, *, work: Path | None = None, log=print) -> dict:
-    size = (size or os.environ.get("LIGHTBOX_BENCH_SIZE") or "smoke").lower()
-    n_ct, n_mg = SIZES.get(size, SIZES["smoke"])
-    work = work or Path(tempfile.mkdtemp(prefix="lightbox-bench-viewer-"))
-    work.mkdir(parents=True, exist_ok=True)
+    import benchutil
+    size, (n_ct, n_mg), work = benchutil.prepare(size, SIZES, work, "lightbox-bench-viewer-")
     ct = bench_ingest.ensure_images("CT", n_ct, log=log)
     mg = jpeg_lossless_mammograms(n_mg, log=log)
     bench_ingest.warm_page_cache(ct + mg)

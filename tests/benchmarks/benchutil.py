@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 
+def prepare(size: str | None, sizes: dict, work: Path | None, prefix: str):
+    """(size name, its counts, work folder): the size argument, else LIGHTBOX_BENCH_SIZE,
+    else smoke; a fresh temporary work folder unless one is given."""
+    import tempfile
+    size = (size or os.environ.get("LIGHTBOX_BENCH_SIZE") or "smoke").lower()
+    work = work or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return size, sizes.get(size, sizes["smoke"]), work
+
+
 def main(run_benchmark, format_report, argv: list[str] | None = None) -> int:
     """``python bench_x.py [smoke|full]``: run, print the figures, BENCH_OUT=file for JSON."""
     argv = sys.argv[1:] if argv is None else argv

@@ -194,15 +194,14 @@ class Viewport(QWidget):
             return
         self.index = max(0, min(index, len(self.images) - 1))
         try:
+            header = self.images.header(self.index)
+            if self.window is None and not pixels.is_color(header):  # the window shown is the one used
+                self.window = pixels.default_window(header, self.images.stored(self.index))
             img = self.images.display(self.index, self.window, self.invert)
             self.message = ""
         except ImageError as exc:
             img, self.message = None, str(exc)
         if img is not None:
-            if self.window is None and img.ndim == 2:
-                values = pixels.modality_values(self.images.header(self.index), self.images.stored(self.index))
-                self.window = pixels.min_max_window(values)
-                img = self.images.display(self.index, self.window, self.invert)
             self._shape = img.shape
             factor = self._reduction(img.shape)
             shown, origin = scene.reduce(img, factor)
@@ -364,10 +363,20 @@ class Viewport(QWidget):
 
     def _label(self, m: overlays.Measurement) -> str:
         header = self.images.header(self.index)
-        values = None
-        if m.kind == "roi" and self._shape is not None and len(self._shape) == 2:
-            values = pixels.modality_values(header, self.images.stored(self.index))
-        return overlays.label_for(m, measure.spacing(header), values)
+        sp = measure.spacing(header)
+        if m.kind != "roi" or len(m.points) != 2 or self._shape is None or len(self._shape) != 2:
+            return overlays.label_for(m, sp)
+        # only the ROI's bounding box is converted to modality values: labels are redrawn
+        # while the mouse moves, and a mammogram has 13 million pixels
+        (x0, y0), (x1, y1) = m.points
+        h, w = self._shape
+        c0, c1 = max(0, int(min(x0, x1))), min(w, int(max(x0, x1)) + 2)
+        r0, r1 = max(0, int(min(y0, y1))), min(h, int(max(y0, y1)) + 2)
+        if c0 >= c1 or r0 >= r1:
+            return ""
+        values = pixels.modality_values(header, self.images.stored(self.index)[r0:r1, c0:c1])
+        box = overlays.Measurement("roi", [(x0 - c0, y0 - r0), (x1 - c0, y1 - r0)])
+        return overlays.label_for(box, sp, values)
 
     def _draw_measurements(self) -> None:
         drawn = [m for items in self.measurements.values() for m in items]
