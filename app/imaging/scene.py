@@ -14,7 +14,6 @@ import math
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonDataModel import vtkImageData
-from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
 from vtkmodules.vtkRenderingCore import vtkImageActor, vtkRenderer, vtkRenderWindow, vtkWindowToImageFilter
 
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the OpenGL render window classes
@@ -107,27 +106,53 @@ def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tup
     return zoom
 
 
-# vtkCornerAnnotation slots
-_SLOTS = {"bottom-left": 0, "bottom-right": 1, "top-left": 2, "top-right": 3,
-          "bottom": 4, "right": 5, "left": 6, "top": 7}
+# where each block of image text sits: normalized viewport position, horizontal and
+# vertical justification (0 left/bottom, 1 centre, 2 right/top)
+_PLACES = {"top-left": (0.008, 0.992, 0, 2), "top-right": (0.992, 0.992, 2, 2),
+           "bottom-left": (0.008, 0.008, 0, 0), "bottom-right": (0.992, 0.008, 2, 0),
+           "top": (0.5, 0.992, 1, 2), "bottom": (0.5, 0.008, 1, 0),
+           "left": (0.008, 0.5, 0, 1), "right": (0.992, 0.5, 2, 1)}
 
 
-def annotation(font_size: int = 14) -> vtkCornerAnnotation:
-    text = vtkCornerAnnotation()
-    text.SetMaximumFontSize(font_size)
-    text.SetLinearFontScaleFactor(2)
-    text.SetNonlinearFontScaleFactor(1)
-    prop = text.GetTextProperty()
-    prop.SetColor(1.0, 0.85, 0.3)
-    prop.ShadowOn()
-    return text
+class ImageText:
+    """The four corners of image text and the four edge orientation markers, one text actor
+    each: scrolling changes one corner, and only that block is typeset again (a single
+    vtkCornerAnnotation re-typesets all of them, a sixth of a frame in software OpenGL)."""
 
+    def __init__(self, font_size: int = 14):
+        from vtkmodules.vtkRenderingCore import vtkTextActor
+        self.actors = {}
+        for slot, (x, y, h, v) in _PLACES.items():
+            actor = vtkTextActor()
+            actor.SetTextScaleModeToNone()
+            actor.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            actor.GetPositionCoordinate().SetValue(x, y)
+            prop = actor.GetTextProperty()
+            prop.SetFontSize(font_size)
+            prop.SetColor(1.0, 0.85, 0.3)
+            prop.ShadowOn()
+            prop.SetJustification(h)
+            prop.SetVerticalJustification(v)
+            actor.SetInput("")
+            self.actors[slot] = actor
 
-def set_annotation(text: vtkCornerAnnotation, corners: dict[str, str], markers: dict[str, str] | None) -> None:
-    """Corner text (app.imaging.image_text.corner_text) and edge orientation markers."""
-    for slot, index in _SLOTS.items():
-        value = corners.get(slot, "") if slot in corners else (markers or {}).get(slot, "")
-        text.SetText(index, value)
+    def add_to(self, renderer: vtkRenderer) -> None:
+        for actor in self.actors.values():
+            renderer.AddViewProp(actor)
+
+    def set_visible(self, visible: bool) -> None:
+        for actor in self.actors.values():
+            actor.SetVisibility(visible)
+
+    def set(self, corners: dict[str, str], markers: dict[str, str] | None) -> None:
+        """Corner text (app.imaging.image_text.corner_text) and edge orientation markers."""
+        for slot, actor in self.actors.items():
+            value = corners.get(slot, "") if slot in corners else (markers or {}).get(slot, "")
+            if actor.GetInput() != value:  # unchanged text is not typeset again
+                actor.SetInput(value)
+
+    def text(self, slot: str) -> str:
+        return self.actors[slot].GetInput() or ""
 
 
 def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None,
@@ -140,9 +165,9 @@ def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None,
     renderer.SetBackground(0, 0, 0)
     renderer.AddActor(image_actor(img))
     if corners is not None or markers:
-        text = annotation()
-        set_annotation(text, corners or {}, markers)
-        renderer.AddViewProp(text)
+        text = ImageText()
+        text.set(corners or {}, markers)
+        text.add_to(renderer)
     window = vtkRenderWindow()
     window.SetOffScreenRendering(1)
     window.SetMultiSamples(0)

@@ -137,7 +137,7 @@ def test_measure_distance_angle_and_roi(qtbot, archive):
 
 def test_rotate_flip_true_size_and_cine(qtbot, archive):
     viewer, vp = open_viewer(qtbot, archive)
-    edges = lambda: {name: vp.text.GetText(i) for name, i in (("right", 5), ("left", 6), ("top", 7), ("bottom", 4))}
+    edges = lambda: {name: vp.text.text(name) for name in ("right", "left", "top", "bottom")}
     assert edges() == {"right": "L", "left": "R", "top": "A", "bottom": "P"}  # axial
     right_x, mid_y = vp.view.width() - 5, vp.view.height() // 2
     col_before, _ = vp.image_point(right_x, mid_y)

@@ -82,10 +82,13 @@ class Viewport(QWidget):
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(0, 0, 0)
         self.render_window = self.view.GetRenderWindow()
+        # No multisampling: it smooths nothing in a 2D image (pixels are drawn unfiltered)
+        # and multiplies the fragment work of software OpenGL.
+        self.render_window.SetMultiSamples(0)
         self.render_window.AddRenderer(self.renderer)
         self.view.GetRenderWindow().GetInteractor().SetInteractorStyle(vtkInteractorStyleUser())
-        self.text = scene.annotation()
-        self.renderer.AddViewProp(self.text)
+        self.text = scene.ImageText()
+        self.text.add_to(self.renderer)
         self.images: SeriesImages | None = None
         self.title = ""
         self.index = 0
@@ -240,12 +243,12 @@ class Viewport(QWidget):
     def _update_text(self) -> None:
         """Image text from resources/image_text.tsv and the orientation markers."""
         if self.images is None or not len(self.images):
-            scene.set_annotation(self.text, {}, None)
+            self.text.set({}, None)
             return
         try:
             header = self.images.header(self.index)
         except ImageError as exc:
-            scene.set_annotation(self.text, {"top-left": f"⚠ {exc}"}, None)
+            self.text.set({"top-left": f"⚠ {exc}"}, None)
             return
         grey = self._shape is not None and len(self._shape) == 2
         position = header.get("SliceLocation")
@@ -260,7 +263,7 @@ class Viewport(QWidget):
         if self.message:
             corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
         right, up = scene.screen_axes(self.rotation, self.flip)
-        scene.set_annotation(self.text, corners,
+        self.text.set(corners,
                              orientation_markers(header.get("ImageOrientationPatient"), right, up))
 
     def set_window(self, window: pixels.Window) -> None:
@@ -544,7 +547,7 @@ class Viewport(QWidget):
         from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
         hidden = not with_text
         if hidden:
-            self.text.VisibilityOff()
+            self.text.set_visible(False)
         self.render_window.Render()
         grab = vtkWindowToImageFilter()
         grab.SetInput(self.render_window)
@@ -555,7 +558,7 @@ class Viewport(QWidget):
         w, h, _ = out.GetDimensions()
         img = np.flipud(vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, 3)).copy()
         if hidden:
-            self.text.VisibilityOn()
+            self.text.set_visible(True)
             self.render_window.Render()
         return img
 
