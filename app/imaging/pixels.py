@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 
 from app.resources import read_tsv
+
+log = logging.getLogger(__name__)
 
 LINEAR, LINEAR_EXACT, SIGMOID = "LINEAR", "LINEAR_EXACT", "SIGMOID"
 
@@ -105,8 +109,16 @@ def default_window(ds, stored: np.ndarray) -> Window:
 def frame_array(ds, frame: int = 0) -> np.ndarray:
     """Stored values of one frame (colour: RGB, as pydicom converts YBR)."""
     from pydicom.pixels import pixel_array
-    arr = pixel_array(ds, index=frame) if int(ds.get("NumberOfFrames", 1) or 1) > 1 else ds.pixel_array
-    return arr
+
+    from app.imaging import decoders
+    index = frame if int(ds.get("NumberOfFrames", 1) or 1) > 1 else None
+    plugin = decoders.plugin_for(ds)
+    if plugin:
+        try:
+            return pixel_array(ds, index=index, decoding_plugin=plugin)
+        except Exception as exc:  # noqa: BLE001 - pydicom's own plugins get their turn
+            log.warning("%s could not decode frame %d (%s); decoding with pydicom's plugins", plugin, frame, exc)
+    return pixel_array(ds, index=index)
 
 
 def is_color(ds) -> bool:

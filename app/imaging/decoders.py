@@ -1,0 +1,80 @@
+"""A faster decoder for grayscale JPEG, registered with pydicom.
+
+Mammograms and CR/DX images arrive JPEG lossless (Process 14, SV1) at 13 megapixels and
+more. libjpeg-turbo 3 (through imagecodecs) decodes them 4 to 7 times faster than the
+libjpeg behind pylibjpeg, and releases the interpreter while it works, so the viewer's
+decode threads run on every core. It is used for single-sample JPEG only: for colour
+JPEG the two libraries disagree about when a YCbCr transform applies, and pylibjpeg's
+behaviour is what pydicom's colour handling expects. Any frame it fails on is decoded again
+by pydicom's own plugins.
+
+pydicom still does everything around the decode (frame extraction, sign correction, bit
+depth): this module only turns one encoded frame into bytes, as a pydicom plugin does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydicom import uid
+
+log = logging.getLogger(__name__)
+
+PLUGIN = "imagecodecs"
+SYNTAXES = (uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1)
+
+# pydicom's plugin contract: what the plugin needs, per transfer syntax
+DECODER_DEPENDENCIES = {ts: ("imagecodecs>=2024.1",) for ts in SYNTAXES}
+
+try:
+    import imagecodecs
+    _AVAILABLE = bool(getattr(imagecodecs, "JPEG8", None)) and imagecodecs.JPEG8.available
+except ImportError:  # the viewer still works, through pylibjpeg
+    imagecodecs = None
+    _AVAILABLE = False
+
+
+def is_available(transfer_syntax: str) -> bool:
+    return _AVAILABLE and transfer_syntax in SYNTAXES
+
+
+def decode_frame(src: bytes, runner) -> bytes:
+    """One encoded frame -> its pixel bytes, as pydicom's decode runner expects them."""
+    if bytes(src[-4:]).rstrip(b"\0")[-2:] != b"\xff\xd9":
+        # libjpeg-turbo decodes a truncated stream without complaint (the rest grey); the
+        # reader must be told the image is incomplete, as pydicom's plugins do
+        raise ValueError("the JPEG data ends before its end-of-image marker (truncated)")
+    arr = imagecodecs.jpeg8_decode(src)
+    if arr.ndim != 2:
+        raise ValueError("not a single-sample JPEG frame")
+    itemsize = (int(runner.bits_allocated) + 7) // 8
+    if arr.dtype.itemsize != itemsize:  # e.g. 8-bit lossless data in 16-bit pixels
+        arr = arr.astype(f"<u{itemsize}")
+    return arr.tobytes()
+
+
+_registered = False
+
+
+def register() -> bool:
+    """Add the plugin to pydicom's JPEG decoders (once); True if it can be used."""
+    global _registered
+    if not _registered:
+        from pydicom.pixels import get_decoder
+        for ts in SYNTAXES:
+            decoder = get_decoder(ts)
+            if PLUGIN not in decoder.available_plugins:
+                try:
+                    decoder.add_plugin(PLUGIN, (__name__, "decode_frame"))
+                except ValueError:  # already known as unavailable
+                    pass
+        _registered = True
+    return _AVAILABLE
+
+
+def plugin_for(ds) -> str:
+    """The decoding plugin to ask for (pydicom's choice: '')."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts in SYNTAXES and int(ds.get("SamplesPerPixel", 1) or 1) == 1 and register():
+        return PLUGIN
+    return ""
