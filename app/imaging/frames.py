@@ -46,3 +46,38 @@ def frame_header(ds, frame: int) -> Dataset:
         _apply(flat, per_frame[frame])
     flat.NumberOfFrames = ds.get("NumberOfFrames", 1)
     return flat
+
+
+def _macro_values(item, macro: str, keyword: str):
+    seq = item.get(macro) if item is not None else None
+    return seq[0].get(keyword) if seq else None
+
+
+def frame_order(ds) -> list[int]:
+    """Reading order of the frames of an enhanced object: by position along the slice
+    normal (Plane Position / Plane Orientation per frame or shared) when every frame has one
+    orientation, ties (several temporal positions of one slice) by Temporal Position Index
+    then In-Stack Position; otherwise the order the file stores them in, which is the
+    producer's (e.g. an ultrasound loop or a stack of several orientations)."""
+    from app.imaging.geometry import SliceInfo, order_slices
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if not is_enhanced(ds) or n < 2 or len(per_frame) < n:
+        return list(range(n))
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    slices = []
+    for i in range(n):
+        item = per_frame[i]
+        position = _macro_values(item, "PlanePositionSequence", "ImagePositionPatient") \
+            or _macro_values(shared, "PlanePositionSequence", "ImagePositionPatient")
+        orientation = _macro_values(item, "PlaneOrientationSequence", "ImageOrientationPatient") \
+            or _macro_values(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+        temporal = _macro_values(item, "FrameContentSequence", "TemporalPositionIndex") or 0
+        in_stack = _macro_values(item, "FrameContentSequence", "InStackPositionNumber") or 0
+        try:
+            tie = int(temporal) * 1_000_000 + int(in_stack)
+        except (TypeError, ValueError):
+            tie = 0
+        slices.append(SliceInfo(i, position, orientation, tie))
+    ordered, how = order_slices(slices)
+    return [s.key for s in ordered] if how == "geometry" else list(range(n))

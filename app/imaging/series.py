@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.imaging import pixels
+from app.imaging.frames import frame_order
 from app.imaging.geometry import SliceInfo, order_slices
 
 log = logging.getLogger(__name__)
@@ -82,19 +83,20 @@ class SeriesImages:
         import pydicom
         self.entries: list[Entry] = []
         self.headers: dict[Path, object] = {}
-        if frames is not None:
-            for path, n in zip(files, frames):
-                self.entries.extend(Entry(path, f) for f in range(max(n, 1)))
-        else:
-            for path in files:
-                try:
-                    header = pydicom.dcmread(path, stop_before_pixels=True)
-                except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
-                    log.warning("cannot read %s: %s", path, exc)
-                    continue
-                self.headers[path] = header
-                n = int(header.get("NumberOfFrames", 1) or 1)
-                self.entries.extend(Entry(path, f) for f in range(max(n, 1)))
+        for i, path in enumerate(files):
+            if frames is not None and frames[i] <= 1:
+                self.entries.append(Entry(path, 0))
+                continue
+            # a multi-frame file's header is read now: its frames are put in reading order
+            try:
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
+                log.warning("cannot read %s: %s", path, exc)
+                if frames is not None:
+                    self.entries.append(Entry(path, 0))  # shown with why it cannot be read
+                continue
+            self.headers[path] = header
+            self.entries.extend(Entry(path, f) for f in frame_order(header))
         self._budget = cache_mb * 2**20
         self._cache: OrderedDict[Entry, np.ndarray] = OrderedDict()
         self._bytes = 0

@@ -6,7 +6,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from app.imaging import measure, pixels
-from app.imaging.frames import frame_header, is_enhanced
+from app.imaging.frames import frame_header, frame_order, is_enhanced
 from app.imaging.series import SeriesImages
 
 
@@ -17,7 +17,7 @@ def _item(**values) -> Dataset:
     return ds
 
 
-def enhanced_mr(tmp_path):
+def enhanced_mr(tmp_path, z=(10, 20, 30), orientations=None):
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -33,9 +33,11 @@ def enhanced_mr(tmp_path):
         PixelValueTransformationSequence=Sequence([_item(RescaleSlope=2, RescaleIntercept=-100,
                                                          RescaleType="US")]))])
     ds.PerFrameFunctionalGroupsSequence = Sequence([_item(
-        PlanePositionSequence=Sequence([_item(ImagePositionPatient=[0, 0, 10 * (f + 1)])]),
+        PlanePositionSequence=Sequence([_item(ImagePositionPatient=[0, 0, z[f]])]),
         FrameVOILUTSequence=Sequence([_item(WindowCenter=100 * (f + 1), WindowWidth=200)]))
         for f in range(3)])
+    for item, orientation in zip(ds.PerFrameFunctionalGroupsSequence, orientations or ()):
+        item.PlaneOrientationSequence = Sequence([_item(ImageOrientationPatient=orientation)])
     ds.PixelData = np.arange(3 * 64, dtype=np.uint16).reshape(3, 8, 8).tobytes()
     path = tmp_path / "emr.dcm"
     ds.save_as(path, enforce_file_format=True)
@@ -65,3 +67,18 @@ def test_series_images_window_each_frame_with_its_own_values(tmp_path):
         assert np.array_equal(images.display(f), want)
         assert images.position(f) == 10 * (f + 1)
     images.close()
+
+
+def test_frames_are_read_in_slice_order(tmp_path):
+    """Frames stored out of order are shown by position along the normal; a stack of
+    several orientations keeps the order the file gives."""
+    import pydicom
+    path = enhanced_mr(tmp_path, z=(30, 10, 20))
+    assert frame_order(pydicom.dcmread(path, stop_before_pixels=True)) == [1, 2, 0]
+    images = SeriesImages([path], [3])
+    assert [images.position(i) for i in range(3)] == [10, 20, 30]
+    assert images.stored(0).tolist() == (np.arange(64).reshape(8, 8) + 64).tolist()  # frame 2 of the file
+    images.close()
+    mixed = enhanced_mr(tmp_path, z=(30, 10, 20), orientations=[[1, 0, 0, 0, 1, 0], [0, 1, 0, 0, 0, -1],
+                                                                  [1, 0, 0, 0, 1, 0]])
+    assert frame_order(pydicom.dcmread(mixed, stop_before_pixels=True)) == [0, 1, 2]
