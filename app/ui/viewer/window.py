@@ -226,15 +226,23 @@ class ViewerWindow(QMainWindow):
     def _load_series(self, study_uids: list[str]) -> None:
         engine = self.archive.engine
 
+        cache_mb = self.archive.settings["viewer.cache_mb"]
+
         def rows():
             out = []
             for uid in study_uids:
                 out += browse.series_of(engine, uid)
+            if out:  # the series hung first is opened in the same stroke: the reader waits for it
+                uid = out[0]["SeriesInstanceUID"]
+                self._prepared[uid] = self._open_series(uid, cache_mb)
             return out
+        self._prepared: dict[str, SeriesImages] = {}
         run_in_background(rows, self._show_series_list)
 
     def _show_series_list(self, rows, error) -> None:
         if self._closing:
+            for images in self._prepared.values():  # opened while the window closed
+                images.close()
             return
         if error is not None:
             self.status.setText(f"The series cannot be read: {error}")
@@ -351,21 +359,28 @@ class ViewerWindow(QMainWindow):
             vp.set_series(images, title.strip())
             if vp is self.active:
                 self._fill_presets(vp)
+        prepared = self._prepared.pop(uid, None)
+        if prepared is not None:
+            opened(prepared, None)
+            return
         cache_mb = archive.settings["viewer.cache_mb"]
+        run_in_background(lambda: self._open_series(uid, cache_mb), opened)
 
-        def open_series() -> SeriesImages:
-            images = SeriesImages(*archive_series(archive, uid), cache_mb=cache_mb)
-            images = self._key_images(images, uid, cache_mb) or images
-            if len(images):
-                try:
-                    images.stored(0)  # decoded here, not on the GUI thread
-                except Exception:  # noqa: BLE001 - the viewport shows why
-                    pass
-            return images
-        run_in_background(open_series, opened)
+    def _open_series(self, uid: str, cache_mb: int) -> SeriesImages:
+        """List a series' images and decode the first (a background thread's work)."""
+        images = SeriesImages(*archive_series(self.archive, uid), cache_mb=cache_mb)
+        images = self._key_images(images, uid, cache_mb) or images
+        if len(images):
+            try:
+                images.stored(0)  # decoded here, not on the GUI thread
+            except Exception:  # noqa: BLE001 - the viewport shows why
+                pass
+        return images
 
     def closeEvent(self, ev) -> None:
         self._closing = True
         for vp in self.viewports:
             vp.close_series()
+        for images in self._prepared.values():
+            images.close()
         super().closeEvent(ev)
