@@ -56,7 +56,7 @@ def to_uint8(y: np.ndarray) -> np.ndarray:
 
 
 # -- what a file says ----------------------------------------------------------------------------
-def _floats(value) -> list[float]:
+def floats(value) -> list[float]:
     if value is None:
         return []
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
@@ -72,7 +72,7 @@ def _floats(value) -> list[float]:
 
 def file_windows(ds) -> list[Window]:
     """The windows the file offers (several presets allowed), with their explanations."""
-    centers, widths = _floats(ds.get("WindowCenter")), _floats(ds.get("WindowWidth"))
+    centers, widths = floats(ds.get("WindowCenter")), floats(ds.get("WindowWidth"))
     names = ds.get("WindowCenterWidthExplanation") or []
     names = [names] if isinstance(names, str) else list(names)
     function = str(ds.get("VOILUTFunction", LINEAR) or LINEAR).strip().upper()
@@ -140,15 +140,20 @@ def grayscale(ds, stored: np.ndarray, window: Window | None = None, *, voi_lut: 
     stored value that occurs (at most 65,536 of them) and applied with one indexing
     operation — the same values as computing it per pixel, at a fraction of the cost for
     a 13-megapixel mammogram (as DCMTK does)."""
+    if window is None and not (voi_lut and "VOILUTSequence" in ds):
+        window = default_window(ds, stored)  # from the whole image, not from the table's domain
+    return through_table(stored, lambda values: _grayscale(ds, values, window, voi_lut, invert))
+
+
+def through_table(stored: np.ndarray, chain) -> np.ndarray:
+    """``chain(stored)``, computed once per stored value that occurs when that is cheaper:
+    integer images of more than 4096 pixels spanning fewer than 65,536 values."""
     if stored.dtype.kind in "iu" and stored.size > 4096:
         lo, hi = int(stored.min()), int(stored.max())
         if hi - lo < 1 << 16:
-            if window is None and not (voi_lut and "VOILUTSequence" in ds):
-                window = default_window(ds, stored)
-            domain = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
-            lut = _grayscale(ds, domain, window, voi_lut, invert)
-            return lut[(stored.astype(np.int64) - lo) if lo else stored]
-    return _grayscale(ds, stored, window, voi_lut, invert)
+            table = chain(np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype))
+            return table[(stored.astype(np.int64) - lo) if lo else stored]
+    return chain(stored)
 
 
 def _grayscale(ds, stored: np.ndarray, window: Window | None, voi_lut: bool, invert: bool) -> np.ndarray:
