@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from vtkmodules.vtkCommonCore import vtkPoints
-from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolyLine
+from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData, vtkPolygon, vtkPolyLine
 from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper, vtkTextActor
 
 from app.imaging import measure
@@ -52,34 +52,77 @@ def actors_for(m: Measurement, image_height: int) -> list:
     pts = outline(m)
     if len(pts) < 2:
         return []
-    points = vtkPoints()
-    line = vtkPolyLine()
-    line.GetPointIds().SetNumberOfIds(len(pts))
-    for i, (x, y) in enumerate(pts):
-        points.InsertNextPoint(x, image_height - 1 - y, 0.5)
-        line.GetPointIds().SetId(i, i)
-    cells = vtkCellArray()
-    cells.InsertNextCell(line)
-    poly = vtkPolyData()
-    poly.SetPoints(points)
-    poly.SetLines(cells)
-    mapper = vtkPolyDataMapper()
-    mapper.SetInputData(poly)
-    actor = vtkActor()
-    actor.SetMapper(mapper)
-    actor.GetProperty().SetColor(*COLOR)
-    actor.GetProperty().SetLineWidth(2)
-    out = [actor]
-    if m.label:
+    # distance: label at its end; angle: at the vertex; ROI: at the right of the ellipse
+    anchor = {"distance": m.points[-1], "angle": m.points[1] if len(m.points) > 2 else m.points[-1]}.get(
+        m.kind, max(m.points, key=lambda p: p[0]))
+    return graphic_actors(pts, image_height, COLOR, label=m.label, label_at=(anchor[0] + 4, anchor[1]))
+
+
+def graphic_actors(points: list[tuple[float, float]], image_height: int, color=COLOR, *, filled: bool = False,
+                   label: str = "", label_at: tuple[float, float] | None = None, width: float = 2) -> list:
+    """A polyline through ``points`` ((column, row) image pixels; a filled polygon if
+    ``filled``) and a text label at ``label_at``, as VTK actors over the image."""
+    out: list = []
+    if len(points) >= 2:
+        vtk_points = vtkPoints()
+        for x, y in points:
+            vtk_points.InsertNextPoint(x, image_height - 1 - y, 0.5)
+        cell = vtkPolygon() if filled else vtkPolyLine()
+        cell.GetPointIds().SetNumberOfIds(len(points))
+        for i in range(len(points)):
+            cell.GetPointIds().SetId(i, i)
+        cells = vtkCellArray()
+        cells.InsertNextCell(cell)
+        poly = vtkPolyData()
+        poly.SetPoints(vtk_points)
+        poly.SetPolys(cells) if filled else poly.SetLines(cells)
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(poly)
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(*color)
+        actor.GetProperty().SetLineWidth(width)
+        if filled:
+            actor.GetProperty().SetOpacity(0.4)  # the image stays readable under a filled area
+        out.append(actor)
+    if label and label_at is not None:
         text = vtkTextActor()
-        text.SetInput(m.label)
-        text.GetTextProperty().SetColor(*COLOR)
+        text.SetInput(label)
+        text.GetTextProperty().SetColor(*color)
         text.GetTextProperty().SetFontSize(14)
         text.GetTextProperty().ShadowOn()
-        # distance: at its end; angle: at the vertex; ROI: at the right of the ellipse
-        anchor = {"distance": m.points[-1], "angle": m.points[1] if len(m.points) > 2 else m.points[-1]}.get(
-            m.kind, max(m.points, key=lambda p: p[0]))
         text.GetPositionCoordinate().SetCoordinateSystemToWorld()
-        text.GetPositionCoordinate().SetValue(anchor[0] + 4, image_height - 1 - anchor[1], 0.5)
+        text.GetPositionCoordinate().SetValue(label_at[0], image_height - 1 - label_at[1], 0.5)
         out.append(text)
     return out
+
+
+def _ring(cx: float, cy: float, a: float, b: float, angle: float = 0.0, n: int = 64) -> list[tuple[float, float]]:
+    ca, sa = math.cos(angle), math.sin(angle)
+    return [(cx + a * math.cos(t) * ca - b * math.sin(t) * sa, cy + a * math.cos(t) * sa + b * math.sin(t) * ca)
+            for t in (2 * math.pi * i / n for i in range(n + 1))]
+
+
+def annotation_actors(a, image_height: int) -> list:
+    """A presentation state's graphic or text object (app.imaging.presentation_state.
+    Annotation) as actors: circles and ellipses as outlines, a point as a small cross, a
+    text at its bounding box (or anchor), joined to its anchor point by a line."""
+    pts = list(a.points)
+    if a.kind == "TEXT":
+        at = (min(p[0] for p in pts), min(p[1] for p in pts)) if pts else a.anchor
+        out = graphic_actors([], image_height, a.color, label=a.text, label_at=at)
+        if pts and a.anchor is not None:
+            out += graphic_actors([at, a.anchor], image_height, a.color, width=1)
+        return out
+    if a.kind == "POINT":
+        (x, y), r = pts[0], 3.0
+        return (graphic_actors([(x - r, y), (x + r, y)], image_height, a.color)
+                + graphic_actors([(x, y - r), (x, y + r)], image_height, a.color))
+    if a.kind == "CIRCLE":
+        (cx, cy), (px, py) = pts
+        pts = _ring(cx, cy, math.hypot(px - cx, py - cy), math.hypot(px - cx, py - cy))
+    elif a.kind == "ELLIPSE":  # ends of the major axis, then of the minor axis
+        (x0, y0), (x1, y1), (x2, y2), (x3, y3) = pts
+        pts = _ring((x0 + x1) / 2, (y0 + y1) / 2, math.hypot(x1 - x0, y1 - y0) / 2,
+                    math.hypot(x3 - x2, y3 - y2) / 2, math.atan2(y1 - y0, x1 - x0))
+    return graphic_actors(pts, image_height, a.color, filled=a.filled)

@@ -85,17 +85,23 @@ def update_image(actor: vtkImageActor, img: np.ndarray, spacing: float = 1.0) ->
 
 def fit_camera(renderer: vtkRenderer, img_shape: tuple[int, ...], view_size: tuple[int, int],
                zoom: float | None = None, rotation: int = 0, flip: bool = False,
-               pan: tuple[float, float] = (0.0, 0.0)) -> float:
-    """Centre the image (moved by ``pan``: image pixels right and down on the screen);
-    ``zoom`` screen pixels per image pixel (None: fit the view). Returns the zoom used."""
+               pan: tuple[float, float] = (0.0, 0.0),
+               area: tuple[float, float, float, float] | None = None) -> float:
+    """Centre the image, or ``area`` of it (left, top, right, bottom pixel edges: a
+    presentation state's displayed area), moved by ``pan`` (image pixels right and down on
+    the screen); ``zoom`` screen pixels per image pixel (None: fit it in the view). Returns
+    the zoom used."""
     h, w = img_shape[:2]
+    left, top, right_edge, bottom = area or (0, 0, w, h)
+    aw, ah = right_edge - left, bottom - top
     vw, vh = view_size
-    rw, rh = (h, w) if rotation % 180 else (w, h)
+    rw, rh = (ah, aw) if rotation % 180 else (aw, ah)
     if zoom is None:
-        zoom = min(vw / rw, vh / rh)
+        zoom = min(vw / max(rw, 1e-6), vh / max(rh, 1e-6))
     right, up = screen_axes(rotation, flip)
-    cx = (w - 1) / 2.0 - pan[0] * right[0] + pan[1] * up[0]
-    cy = (h - 1) / 2.0 - pan[0] * right[1] + pan[1] * up[1]
+    x0, y0 = (left + right_edge) / 2.0 - 0.5, (h - 1) - ((top + bottom) / 2.0 - 0.5)  # world: rows bottom-up
+    cx = x0 - pan[0] * right[0] + pan[1] * up[0]
+    cy = y0 - pan[0] * right[1] + pan[1] * up[1]
     camera = renderer.GetActiveCamera()
     camera.ParallelProjectionOn()
     camera.SetFocalPoint(cx, cy, 0.0)

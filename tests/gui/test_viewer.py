@@ -349,3 +349,79 @@ def test_encapsulated_pdf_is_shown_as_a_document(qtbot, tmp_path):
         viewer.close()
     finally:
         archive.close()
+
+
+def test_presentation_state_applied_when_picked(qtbot, tmp_path):
+    """A GSPS of the study is offered for the series it references; picking it (from the
+    Presentation box, or its series in the strip) shows its window, rotation, displayed area,
+    shutter and annotations; a window drag starts from its window; '(none)' takes it away."""
+    from gsps_samples import annotation, graphic, gsps, image, layer, save as save_sample, text
+
+    from app.imaging import presentation_state
+    a = Archive(tmp_path / "home")
+    study, series = generate_uid(), generate_uid()
+    images = []
+    for i in range(3):
+        ds = image(96, 128, study=study, series=series)
+        ds.InstanceNumber, ds.ImagePositionPatient, ds.ImageOrientationPatient = i + 1, [0, 0, i], [1, 0, 0, 0, 1, 0]
+        images.append(ds)
+        assert a.ingest.store_file(save_sample(ds, tmp_path / f"im{i}.dcm")).ok
+    state = gsps(images, window=(1000, 500), rotation=90, area=((17, 9), (112, 88)),
+                 circular=((48, 64), 40), layers=[layer("MARKS", 1, lab=(63569, 27499, 57054))],
+                 annotations=[annotation("MARKS", graphics=[graphic("POLYLINE", [(40, 30), (90, 60)])],
+                                         texts=[text("lesion", anchor=(90, 60), box=((95, 20), (125, 30)))])],
+                 label="REVIEW")
+    assert a.ingest.store_file(save_sample(state, tmp_path / "ps.dcm")).ok
+    viewer = ViewerWindow(a, search(a.engine, "study", {}))
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    vp = viewer.viewports[0]
+    qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 3, timeout=10000)
+    assert vp.series_uid == series  # the state's own series is not hung
+    qtbot.waitUntil(lambda: viewer.state_box.count() == 2, timeout=5000)
+    plain = vp.snapshot(with_text=False)
+
+    viewer.state_box.setCurrentIndex(1)
+    viewer.state_box.activated.emit(1)
+    assert vp.presentation is not None and vp.presentation.label == "REVIEW"
+    assert (vp.rotation, vp.flip) == (90, False) and vp.window is None
+    assert vp.area == (16, 8, 112, 88)
+    assert "GSPS REVIEW" in vp.text.text("bottom-right")
+    # the displayed area (96 x 80 pixels, rotated: 80 wide, 96 high) fills the viewport's height
+    vw, vh = vp._view_size()
+    assert vp.current_zoom == pytest.approx(min(vw / 80, vh / 96))
+    # the state's window: HU 1000 +- 250 over stored 0..4095 - 1024; the pipeline's pixels
+    header = vp.images.header(0)
+    want = presentation_state.display(vp.presentation, header, vp.images.stored(0), header.SOPInstanceUID, 1)
+    assert np.array_equal(vp._actor.GetMapper().GetInput().GetPointData().GetScalars().GetNumberOfTuples(),
+                          want.size)
+    # outside the circular shutter: black; the annotations are drawn (line + label + leader)
+    assert want[2, 2] == 0 and want[48, 64] > 0
+    assert len(vp._state_actors) == 3
+    shown = vp.snapshot(with_text=False)
+    assert not np.array_equal(shown, plain)
+    colours = shown.reshape(-1, 3)
+    assert ((colours[:, 0] > 200) & (colours[:, 1] > 150) & (colours[:, 2] < 80)).any()  # the layer's CIELab yellow
+    qtbot.wait(100)
+    screen_shot(viewer, "viewer_gsps.png")
+
+    # a window drag starts from the state's window
+    center = QPoint(vp.view.width() // 2, vp.view.height() // 2)
+    QTest.mousePress(vp.view, Qt.LeftButton, Qt.NoModifier, center)
+    QTest.mouseMove(vp.view, center + QPoint(50, 0))
+    QTest.mouseRelease(vp.view, Qt.LeftButton, Qt.NoModifier, center + QPoint(50, 0))
+    assert vp.window is not None and vp.window.center == 1000 and vp.window.width > 500
+    QTest.keyClick(vp.view, Qt.Key_R)  # reset: back to the state as it says
+    assert vp.window is None and vp.rotation == 90
+
+    # '(none)': the images as they are
+    viewer.state_box.setCurrentIndex(0)
+    viewer.state_box.activated.emit(0)
+    assert vp.presentation is None and vp.rotation == 0 and vp.area is None and not vp._state_actors
+    # the state's series in the strip applies it again
+    pr_item = next(viewer.strip.item(i) for i in range(viewer.strip.count())
+                   if viewer.strip.item(i).data(Qt.UserRole).get("Modality") == "PR")
+    viewer._strip_activated(pr_item)
+    assert vp.presentation is not None and vp.rotation == 90
+    viewer.close()
+    a.close()

@@ -18,7 +18,7 @@ from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
-from app.imaging import measure, overlays, pixels, scene
+from app.imaging import measure, overlays, pixels, presentation_state, scene
 from app.imaging.image_text import ViewState, corner_text, orientation_markers
 from app.imaging.series import ImageError, SeriesImages
 
@@ -105,6 +105,10 @@ class Viewport(QWidget):
         self.message = ""
         self.tool = "window"  # or "distance", "angle", "roi"
         self.measurements: dict[int, list[overlays.Measurement]] = {}  # by image index
+        self.presentation: presentation_state.PresentationState | None = None  # a GSPS applied
+        self.area: tuple[float, float, float, float] | None = None  # its displayed area, fitted
+        self._area_source = None  # the DisplayedArea self.area came from
+        self._state_actors: list = []
         self._drawing: overlays.Measurement | None = None
         self.setFocusPolicy(Qt.StrongFocus)
         self.view.setFocusPolicy(Qt.StrongFocus)
@@ -121,6 +125,8 @@ class Viewport(QWidget):
         self.window = None
         self.invert = False
         self.zoom, self.pan = None, (0.0, 0.0)
+        self.presentation, self.area, self._area_source = None, None, None
+        self.rotation, self.flip = 0, False
         if len(images):
             try:
                 self.window = next(iter(pixels.file_windows(images.header(0))), None)
@@ -198,9 +204,13 @@ class Viewport(QWidget):
         self.index = max(0, min(index, len(self.images) - 1))
         try:
             header = self.images.header(self.index)
-            if self.window is None and not pixels.is_color(header):  # the window shown is the one used
-                self.window = pixels.default_window(header, self.images.stored(self.index))
-            img = self.images.display(self.index, self.window, self.invert)
+            state = self._state(header)
+            if state is not None:
+                img = self._state_display(state, header)
+            else:
+                if self.window is None and not pixels.is_color(header):  # the window shown is the one used
+                    self.window = pixels.default_window(header, self.images.stored(self.index))
+                img = self.images.display(self.index, self.window, self.invert)
             self.message = ""
         except ImageError as exc:
             img, self.message = None, str(exc)
@@ -220,14 +230,81 @@ class Viewport(QWidget):
         self.render_window.Render()
         self.changed.emit(self)
 
+    # -- presentation states ----------------------------------------------------------------
+    def _reference(self, header) -> tuple[str, int]:
+        """(SOP Instance UID, 1-based frame) of the image shown: what a GSPS references."""
+        return str(header.get("SOPInstanceUID", "")), self.images.entries[self.index].frame + 1
+
+    def _state(self, header):
+        """The presentation state applied, if it references the image shown."""
+        ps = self.presentation
+        return ps if ps is not None and ps.applies_to(*self._reference(header)) else None
+
+    def set_presentation(self, state) -> None:
+        """Apply a Grayscale Softcopy Presentation State (None: show the images as they are):
+        its VOI, rotation and flip, displayed area, shutters and annotations."""
+        self.presentation = state
+        self.window, self.invert, self.pan = None, False, (0.0, 0.0)
+        self.zoom, self.area, self._area_source = None, None, None
+        spatial = state.spatial() if state is not None else None
+        self.rotation, self.flip = (spatial.viewer_rotation, spatial.flip) if spatial else (0, False)
+        self.show_image(self.index)
+
+    def _state_display(self, state, header):
+        sop, frame = self._reference(header)
+        img = presentation_state.display(state, header, self.images.stored(self.index), sop, frame, self.window)
+        if self.invert and img.ndim == 2:
+            img = 255 - img
+        area = state.displayed_area(sop, frame)
+        if area is not self._area_source:  # a new displayed area: shown as its size mode says
+            self._area_source, self.area, self.pan = area, area.box if area else None, (0.0, 0.0)
+            self.zoom = None
+            if area is not None and area.size_mode == "MAGNIFY" and area.magnification:
+                self.zoom = float(area.magnification)
+            elif area is not None and area.size_mode == "TRUE SIZE":
+                spacing = area.pixel_spacing or (measure.spacing(header).row, measure.spacing(header).column)
+                self.zoom = self._screen_pixels_per_mm() * float(spacing[1])
+        return img
+
+    def _state_window(self, header) -> pixels.Window | None:
+        """The window a drag starts from under a state: its VOI window, else the range of
+        the values its Modality LUT gives."""
+        state = self._state(header)
+        voi = state.voi(*self._reference(header)) if state is not None else None
+        if isinstance(voi, pixels.Window):
+            return voi
+        values = presentation_state.modality_values(state, header, self.images.stored(self.index)) \
+            if state is not None else pixels.modality_values(header, self.images.stored(self.index))
+        return pixels.min_max_window(values)
+
+    def _draw_state_annotations(self) -> None:
+        for actor in self._state_actors:
+            self.renderer.RemoveViewProp(actor)
+        self._state_actors = []
+        if self._shape is None or self.images is None or not len(self.images):
+            return
+        try:
+            header = self.images.header(self.index)
+        except ImageError:
+            return
+        state = self._state(header)
+        if state is None:
+            return
+        for a in state.annotations(*self._reference(header), size=self._shape[:2]):
+            self._state_actors += overlays.annotation_actors(a, self._shape[0])
+        for actor in self._state_actors:
+            self.renderer.AddViewProp(actor)
+
     # -- view -------------------------------------------------------------------------------
     def _reduction(self, shape) -> int:
         """How many image pixels per texture pixel: 1 unless the image is shown at half size
         or less (a fitted mammogram), then as many as one screen pixel covers."""
         h, w = shape[:2]
+        if self.area is not None:
+            w, h = self.area[2] - self.area[0], self.area[3] - self.area[1]
         vw, vh = self._view_size()
         rw, rh = (h, w) if self.rotation % 180 else (w, h)
-        zoom = self.zoom if self.zoom is not None else min(vw / rw, vh / rh)
+        zoom = self.zoom if self.zoom is not None else min(vw / max(rw, 1), vh / max(rh, 1))
         return max(1, int(1.0 / zoom)) if zoom <= 0.5 else 1
 
     def _view_size(self) -> tuple[int, int]:
@@ -238,7 +315,7 @@ class Viewport(QWidget):
         if self._shape is None:
             return
         self.current_zoom = scene.fit_camera(self.renderer, self._shape, self._view_size(), self.zoom,
-                                             self.rotation, self.flip, self.pan)
+                                             self.rotation, self.flip, self.pan, self.area)
 
     def _update_text(self) -> None:
         """Image text from resources/image_text.tsv and the orientation markers."""
@@ -256,8 +333,12 @@ class Viewport(QWidget):
             position = f"{float(position):.1f} mm" if position not in (None, "") else ""
         except (TypeError, ValueError):
             position = ""
-        view = ViewState(self.index + 1, len(self.images),
-                         f"W {self.window.width:g} L {self.window.center:g}" if self.window and grey else "",
+        state = self._state(header)
+        if state is not None and self.window is None:
+            window = f"GSPS {state.label}".strip()
+        else:
+            window = f"W {self.window.width:g} L {self.window.center:g}" if self.window and grey else ""
+        view = ViewState(self.index + 1, len(self.images), window,
                          f"{getattr(self, 'current_zoom', 1.0):.2f}", position)
         corners = corner_text(header, view)
         if self.message:
@@ -275,6 +356,7 @@ class Viewport(QWidget):
         self.show_image(self.index)
 
     def fit(self) -> None:
+        """Fit the image (under a presentation state: its displayed area) in the viewport."""
         self.zoom, self.pan = None, (0.0, 0.0)
         self._refresh_view()
 
@@ -301,14 +383,17 @@ class Viewport(QWidget):
         if self.images is None:
             return
         sp = measure.spacing(self.images.header(self.index))
-        dpi = self.screen().physicalDotsPerInchX() or 96.0
         if sp.unit == "px":
             self.message = "no pixel spacing in this image: true size is not known"
             self._update_text()
             self.render_window.Render()
             return
-        self.zoom = sp.column * dpi / 25.4 / self.view.devicePixelRatioF()
+        self.zoom = sp.column * self._screen_pixels_per_mm()
         self._refresh_view()
+
+    def _screen_pixels_per_mm(self) -> float:
+        """Device-independent pixels per mm of this screen (its physical DPI)."""
+        return (self.screen().physicalDotsPerInchX() or 96.0) / 25.4 / self.view.devicePixelRatioF()
 
     def frame_time_ms(self) -> float:
         """Frame Time, else Cine Rate, else 10 frames per second."""
@@ -330,6 +415,9 @@ class Viewport(QWidget):
             self.cine.start(int(self.frame_time_ms()))
 
     def reset(self) -> None:
+        if self.presentation is not None:  # back to what the state says
+            self.set_presentation(self.presentation)
+            return
         self.rotation, self.flip = 0, False
         self.invert = False
         self.window = next(iter(pixels.file_windows(self.images.header(self.index))), None) if self.images else None
@@ -389,6 +477,7 @@ class Viewport(QWidget):
             for actor in m.actors:
                 self.renderer.RemoveViewProp(actor)
             m.actors = []
+        self._draw_state_annotations()
         if self._shape is None:
             return
         current = list(self.measurements.get(self.index, []))
@@ -464,7 +553,13 @@ class Viewport(QWidget):
             return
         if button == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
             button = Qt.MiddleButton
-        self._drag = (button, pos.x(), pos.y(), self.window, getattr(self, "current_zoom", 1.0), self.pan)
+        window = self.window
+        if window is None and self.images is not None and len(self.images) and button == Qt.LeftButton:
+            try:  # under a presentation state the drag starts from the state's window
+                window = self._state_window(self.images.header(self.index))
+            except ImageError:
+                window = None
+        self._drag = (button, pos.x(), pos.y(), window, getattr(self, "current_zoom", 1.0), self.pan)
 
     def drag(self, ev) -> None:
         if self._drag is None:

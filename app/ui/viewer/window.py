@@ -13,7 +13,8 @@ from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QLabel, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QToolBar, QWidget)
 
-from app.imaging import pixels, thumbnails
+from app.dicom import formatting
+from app.imaging import pixels, presentation_state, thumbnails
 from app.imaging.series import ImageError, SeriesImages, archive_series
 from app.store import browse
 from app.ui.background import run_in_background
@@ -54,6 +55,8 @@ class ViewerWindow(QMainWindow):
         self.viewports: list[Viewport] = []
         self.active: Viewport | None = None
         self.series_rows: list[dict] = []
+        self.states: list = []  # (series row, PresentationState) of the open studies
+        self._prepared: dict[str, SeriesImages] = {}  # series opened ahead, by UID
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setContentsMargins(0, 0, 0, 0)
@@ -88,6 +91,13 @@ class ViewerWindow(QMainWindow):
         self.presets.activated.connect(self._preset_chosen)
         bar.addWidget(QLabel(" Window "))
         bar.addWidget(self.presets)
+        self.state_box = QComboBox()
+        self.state_box.setToolTip("Apply a presentation state (GSPS) of this series: its window, "
+                                  "rotation, displayed area, shutters and annotations")
+        self.state_box.activated.connect(self._state_chosen)
+        self.state_box.setMinimumContentsLength(14)
+        bar.addWidget(QLabel(" Presentation "))
+        bar.addWidget(self.state_box)
         bar.addSeparator()
         self.tool_actions = {}
         for label, tool in (("W/L", "window"), ("Distance", "distance"), ("Angle", "angle"), ("ROI", "roi")):
@@ -129,6 +139,41 @@ class ViewerWindow(QMainWindow):
         if window is not None and self.active is not None:
             self.active.set_window(window)
 
+    def _state_chosen(self, i: int) -> None:
+        if self.active is not None and self.active.images is not None:
+            self.active.set_presentation(self.state_box.itemData(i))
+
+    def states_for(self, series_uid: str | None) -> list:
+        """The presentation states of the open studies that reference a series."""
+        return [ps for _, ps in self.states if any(s == series_uid for s, _, _ in ps.references)]
+
+    def _fill_states(self, vp: Viewport) -> None:
+        self.state_box.clear()
+        self.state_box.addItem("(none)", None)
+        for ps in self.states_for(getattr(vp, "series_uid", None)):
+            when = " ".join(filter(None, (formatting.date(ps.date), formatting.time(ps.time))))
+            self.state_box.addItem(" — ".join(filter(None, (ps.label or "GSPS", ps.description, when))), ps)
+        current = next((i for i in range(self.state_box.count()) if self.state_box.itemData(i) is vp.presentation), 0)
+        self.state_box.setCurrentIndex(current)
+        self.state_box.setEnabled(self.state_box.count() > 1)
+
+    def _read_states(self, rows: list[dict]) -> list:
+        """(series row, PresentationState) for every GSPS among the series (read off the GUI
+        thread; a state that cannot be read is logged and left out)."""
+        import pydicom
+        out = []
+        for row in rows:
+            if row.get("Modality") != "PR":
+                continue
+            for path in archive_series(self.archive, row["SeriesInstanceUID"])[0]:
+                try:
+                    ds = pydicom.dcmread(path)
+                    if presentation_state.is_presentation_state(ds):
+                        out.append((row, presentation_state.parse(ds)))
+                except Exception as exc:  # noqa: BLE001 - one bad state must not hide the others
+                    log.warning("presentation state %s cannot be read: %s", path, exc)
+        return out
+
     def _fill_presets(self, vp: Viewport) -> None:
         self.presets.clear()
         if vp.images is None or not len(vp.images):
@@ -168,6 +213,7 @@ class ViewerWindow(QMainWindow):
         for other in self.viewports:
             other.setStyleSheet("border: 1px solid #f0c040;" if other is vp else "border: 1px solid #333;")
         self._fill_presets(vp)
+        self._fill_states(vp)
 
     def _viewport_changed(self, vp: Viewport) -> None:
         if getattr(self, "_thumbs_requested", True) is False and vp.images is not None:
@@ -232,11 +278,12 @@ class ViewerWindow(QMainWindow):
             out = []
             for uid in study_uids:
                 out += browse.series_of(engine, uid)
-            if out:  # the series hung first is opened in the same stroke: the reader waits for it
-                uid = out[0]["SeriesInstanceUID"]
+            hung = [r for r in out if r.get("Modality") != "PR"]
+            if hung:  # the series hung first is opened in the same stroke: the reader waits for it
+                uid = hung[0]["SeriesInstanceUID"]
                 self._prepared[uid] = self._open_series(uid, cache_mb)
+            self.states = self._read_states(out)
             return out
-        self._prepared: dict[str, SeriesImages] = {}
         run_in_background(rows, self._show_series_list)
 
     def _show_series_list(self, rows, error) -> None:
@@ -257,6 +304,8 @@ class ViewerWindow(QMainWindow):
             item.setData(Qt.UserRole, row)
             self.strip.addItem(item)
         self._fill_empty_viewports()
+        if self.active is not None:
+            self._fill_states(self.active)
         # thumbnails once the first image is on screen (or after 3 s): they must not compete
         # with what the reader is waiting for
         self._thumbs_requested = False
@@ -280,8 +329,9 @@ class ViewerWindow(QMainWindow):
     def _fill_empty_viewports(self) -> None:
         """Hang the series in order into the viewports that show nothing yet."""
         used = {id(vp) for vp in self.visible_viewports() if vp.images is not None}
+        # presentation states are applied to the series they reference, not hung themselves
         queue = [r for r in self.series_rows if r["SeriesInstanceUID"] not in
-                 {getattr(vp, "series_uid", None) for vp in self.visible_viewports()}]
+                 {getattr(vp, "series_uid", None) for vp in self.visible_viewports()} and r.get("Modality") != "PR"]
         for vp in self.visible_viewports():
             if id(vp) in used or not queue:
                 continue
@@ -313,8 +363,25 @@ class ViewerWindow(QMainWindow):
                 QMessageBox.warning(self, "Save the view", f"{exc}. Choose another folder.")
 
     def _strip_activated(self, item: QListWidgetItem) -> None:
-        if self.active is not None:
-            self.load_into(self.active, item.data(Qt.UserRole))
+        if self.active is None:
+            return
+        row = item.data(Qt.UserRole)
+        if row.get("Modality") != "PR":
+            self.load_into(self.active, row)
+            return
+        # a presentation state series: its (first) state, on the series it references
+        state = next((ps for r, ps in self.states if r["SeriesInstanceUID"] == row["SeriesInstanceUID"]), None)
+        target = next((r for r in self.series_rows for s, _, _ in (state.references if state else ())
+                       if r["SeriesInstanceUID"] == s), None)
+        if state is None or target is None:
+            self.status.setText("This presentation state refers to images that are not in this study's archive"
+                                if state is not None else "This presentation state cannot be read (see the log)")
+            return
+        if getattr(self.active, "series_uid", None) == target["SeriesInstanceUID"] and self.active.images is not None:
+            self.active.set_presentation(state)
+            self._fill_states(self.active)
+        else:
+            self.load_into(self.active, target, presentation=state)
 
     def _key_images(self, images: SeriesImages, series_uid: str, cache_mb: int) -> SeriesImages | None:
         """A Key Object Selection opens as the images it flags (those in the local archive);
@@ -335,7 +402,7 @@ class ViewerWindow(QMainWindow):
         images.close()
         return SeriesImages(files, frames, cache_mb=cache_mb)
 
-    def load_into(self, vp: Viewport, row: dict) -> None:
+    def load_into(self, vp: Viewport, row: dict, presentation=None) -> None:
         """Open a series in a viewport: its files are listed and its headers read off the GUI
         thread; the first image shows as soon as it is decoded."""
         archive = self.archive
@@ -357,8 +424,11 @@ class ViewerWindow(QMainWindow):
             if vp.images is not None:
                 vp.images.close()
             vp.set_series(images, title.strip())
+            if presentation is not None:
+                vp.set_presentation(presentation)
             if vp is self.active:
                 self._fill_presets(vp)
+                self._fill_states(vp)
         prepared = self._prepared.pop(uid, None)
         if prepared is not None:
             opened(prepared, None)
