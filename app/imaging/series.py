@@ -55,6 +55,13 @@ def _number(text):
 def archive_series(archive, series_uid: str) -> tuple[list[Path], list[int]]:
     """The files of a series of the archive in reading order (geometry, else Instance
     Number) and their frame counts — from the index, without opening a file."""
+    files, frames, _ = _archive_series(archive, series_uid)
+    return files, frames
+
+
+def _archive_series(archive, series_uid: str):
+    """(files, frame counts, geometry): geometry is each file's (Image Position, Image
+    Orientation) as the index has them, or None."""
     from sqlalchemy import select
 
     from app.store.schema import instance, series
@@ -68,7 +75,8 @@ def archive_series(archive, series_uid: str) -> tuple[list[Path], list[int]]:
     ordered, _ = order_slices([SliceInfo(r.path, _numbers(r.ImagePositionPatient, 3),
                                          _numbers(r.ImageOrientationPatient, 6), _number(r.InstanceNumber))
                                for r in rows])
-    return [archive.files.absolute(s.key) for s in ordered], [frames[s.key] for s in ordered]
+    return ([archive.files.absolute(s.key) for s in ordered], [frames[s.key] for s in ordered],
+            [(s.position, s.orientation) if s.position and s.orientation else None for s in ordered])
 
 
 def archive_series_files(archive, series_uid: str) -> list[Path]:
@@ -77,9 +85,11 @@ def archive_series_files(archive, series_uid: str) -> list[Path]:
 
 class SeriesImages:
     def __init__(self, files: list[Path], frames: list[int] | None = None, *, cache_mb: int = DEFAULT_CACHE_MB,
-                 workers: int = 2):
+                 workers: int = 2, geometry: list | None = None):
         """``frames``: the frame count of each file when the index knows it; headers are then
-        read when an image is first shown, not all before the first one appears."""
+        read when an image is first shown, not all before the first one appears.
+        ``geometry``: each file's (position, orientation) from the index, so that linked
+        scrolling finds the nearest slice without reading every header."""
         import pydicom
         self.entries: list[Entry] = []
         self.headers: dict[Path, object] = {}
@@ -107,6 +117,12 @@ class SeriesImages:
         self._frame_headers: dict = {}
         self._positions_key: tuple | None = None  # positions along one slice normal (nearest())
         self._positions: list[float | None] = []
+        self._geometry = {path: g for path, g in zip(files, geometry or ()) if g is not None}
+
+    @classmethod
+    def from_archive(cls, archive, series_uid: str, **kw) -> "SeriesImages":
+        files, frames, geometry = _archive_series(archive, series_uid)
+        return cls(files, frames, geometry=geometry, **kw)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -149,10 +165,16 @@ class SeriesImages:
         """Where image ``i`` lies along ``normal_vector`` (default: its own slice normal), in mm;
         None without geometry."""
         from app.imaging.geometry import normal
+        entry = self.entries[i]
+        known = self._geometry.get(entry.path) if entry.path not in self.headers else None
         try:
-            header = self.header(i)
-            ipp = [float(v) for v in header.ImagePositionPatient]
-            n = normal_vector if normal_vector is not None else normal([float(v) for v in header.ImageOrientationPatient])
+            if known is not None:  # from the index: no header read
+                ipp, iop = known
+            else:
+                header = self.header(i)
+                ipp, iop = header.ImagePositionPatient, header.ImageOrientationPatient
+            ipp = [float(v) for v in ipp]
+            n = normal_vector if normal_vector is not None else normal([float(v) for v in iop])
         except (AttributeError, TypeError, ValueError, ImageError):
             return None
         return float(np.dot(ipp, n))

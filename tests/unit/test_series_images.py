@@ -43,6 +43,11 @@ def test_archive_order_and_display(tmp_path):
         shown = images.display(2, pixels.Window(40, 400))
         assert np.array_equal(shown, pixels.render(pydicom.dcmread(files[2]), window=pixels.Window(40, 400)))
         images.close()
+        # from the index: positions for linked scrolling without reading the headers
+        indexed = SeriesImages.from_archive(archive, uid)
+        assert indexed.nearest(3.2, [0, 0, 1]) == 3 and indexed.position(4) == 4.0
+        assert not indexed.headers
+        indexed.close()
     finally:
         archive.close()
 

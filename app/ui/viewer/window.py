@@ -438,7 +438,7 @@ class ViewerWindow(QMainWindow):
 
     def _open_series(self, uid: str, cache_mb: int) -> SeriesImages:
         """List a series' images and decode the first (a background thread's work)."""
-        images = SeriesImages(*archive_series(self.archive, uid), cache_mb=cache_mb)
+        images = SeriesImages.from_archive(self.archive, uid, cache_mb=cache_mb)
         images = self._key_images(images, uid, cache_mb) or images
         if len(images):
             try:
