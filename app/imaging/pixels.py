@@ -166,9 +166,14 @@ def _grayscale(ds, stored: np.ndarray, window: Window | None, voi_lut: bool, inv
     else:
         window = window or default_window(ds, stored)
         y = apply_window(values, window)
-    inverse = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
-    if str(ds.get("PresentationLUTShape", "")).strip().upper() == "INVERSE":
-        inverse = not inverse
+    # Polarity: a Presentation LUT Shape, when the image has one, says it (INVERSE is what
+    # MONOCHROME1 mammograms and radiographs carry: "shall be used if MONOCHROME1", the same
+    # inversion, not a second one); without it MONOCHROME1 is shown inverted. As DCMTK does.
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    if shape in ("INVERSE", "IDENTITY"):
+        inverse = shape == "INVERSE"
+    else:
+        inverse = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
     if inverse != invert:
         y = 255.0 - y
     return to_uint8(y)

@@ -70,15 +70,20 @@ def _mono(photometric: str, values: list[list[int]], **extra) -> Dataset:
     return ds
 
 
-def test_monochrome1_and_inverse_presentation_lut():
-    ds = _mono("MONOCHROME2", [[0, 2048, 4095]], WindowCenter=2048, WindowWidth=4096)
-    plain = pixels.render(ds)
-    assert plain.tolist() == [[0, 128, 255]]
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    assert pixels.render(ds).tolist() == [[255, 127, 0]]
-    ds.PresentationLUTShape = "INVERSE"  # inverts MONOCHROME1 back
-    assert pixels.render(ds).tolist() == plain.tolist()
-    assert pixels.render(ds, invert=True).tolist() == [[255, 127, 0]]  # the viewer's Invert
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+@pytest.mark.parametrize("shape", [None, "IDENTITY", "INVERSE"])
+def test_polarity_from_photometric_and_presentation_lut_shape(tmp_path, photometric, shape):
+    """MONOCHROME1 is inverted; a Presentation LUT Shape, when present, decides instead
+    (a MONOCHROME1 mammogram with INVERSE is inverted once): as DCMTK's dcmj2pnm shows it."""
+    ds = _mono(photometric, [[0, 2048, 4095]], WindowCenter=2048, WindowWidth=4096)
+    if shape:
+        ds.PresentationLUTShape = shape
+    ds.save_as(tmp_path / "p.dcm", enforce_file_format=True)
+    ours = pixels.render(ds)
+    theirs = _dcmj2pnm(tmp_path / "p.dcm", "+Wi", "1")
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+    assert ours[0, 0] == (255 if (shape or ("INVERSE" if photometric == "MONOCHROME1" else "")) == "INVERSE" else 0)
+    assert pixels.render(ds, invert=True)[0, 0] == 255 - ours[0, 0]  # the viewer's Invert
 
 
 def test_modality_lut_rescale():
