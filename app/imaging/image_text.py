@@ -36,20 +36,30 @@ def _templates() -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _format(keyword: str, value) -> str:
+def _vr(keyword: str) -> str:
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    tag = tag_for_keyword(keyword)
+    return dictionary_VR(tag) if tag is not None else ""
 
+
+def _format(keyword: str, value) -> str:
+    """A value for reading, by its VR (Repetition Time is DS milliseconds, not a TM)."""
     if value is None or value == "":
         return ""
-    if keyword.endswith("Name") and "^" in str(value):
+    vr = _vr(keyword)
+    if vr == "PN":
         return person_name(str(value))
-    if keyword.endswith("Date"):
+    if vr == "DA":
         return date(str(value))
-    if keyword.endswith("Time"):
+    if vr == "TM":
         return time(str(value))
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    if type(value) is float:  # a binary float (FD/FL); DS values keep their own text
-        return f"{value:g}"
+        return "\\".join(_format(keyword, v) for v in value)
+    if vr in ("DS", "FD", "FL"):  # "0.8000" and binary floats read as 0.8
+        try:
+            return f"{float(value):g}"
+        except (TypeError, ValueError):
+            pass
     return str(value).strip()
 
 

@@ -21,7 +21,7 @@ def test_corners_from_the_table_with_modality_rows():
     assert text["top-left"].splitlines() == ["Doe, Jane", "P1", "1961-07-04 F"]
     assert "CT THORAX" in text["top-right"] and "2026-11-27 09:30:15" in text["top-right"]
     assert text["bottom-left"].splitlines() == ["CT 3 Thorax 1.0", "Im 7/120", "-1051.0 mm",
-                                                "120 kV  210 mA  1.0 mm"]
+                                                "120 kV  210 mA  1 mm"]
     assert text["bottom-right"].splitlines() == ["W 400 L 40", "Zoom 1.50"]
 
 
@@ -29,7 +29,19 @@ def test_units_only_with_their_values():
     ds = _ct()
     del ds.XRayTubeCurrent
     text = corner_text(ds, ViewState(1, 1, "", "", ""))
-    assert text["bottom-left"].splitlines()[-1] == "120 kV  1.0 mm"
+    assert text["bottom-left"].splitlines()[-1] == "120 kV  1 mm"
+
+
+def test_values_read_by_their_vr():
+    """Repetition and Echo Time are milliseconds (DS), not times of day; decimal strings
+    lose their trailing zeros; a person's name without components stays as it is."""
+    ds = Dataset()
+    ds.Modality, ds.SeriesNumber, ds.SeriesDescription = "MR", 2, "T2 TSE"
+    ds.RepetitionTime, ds.EchoTime, ds.SliceThickness = "4000", "120.00", "0.8000"
+    ds.PatientName = "ANONYMOUS"
+    text = corner_text(ds, ViewState(1, 20, "", "", ""))
+    assert text["bottom-left"].splitlines()[-1] == "TR 4000  TE 120  0.8 mm"
+    assert text["top-left"].splitlines()[0] == "ANONYMOUS"
 
 
 def test_lines_without_values_are_left_out():
