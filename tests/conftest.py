@@ -189,3 +189,18 @@ def close_vtk_windows():
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     QApplication.processEvents()
     gc.collect()
+
+
+# -- screenshots of the GUI tests (looked at by the engineers; tests/artifacts is not committed)
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def screen_shot(widget, name: str, *, from_screen: bool = True) -> Path:
+    """``widget`` saved as tests/artifacts/NAME. OpenGL views must be read from the screen
+    (QScreen.grabWindow); plain widgets can be rendered by Qt (``from_screen=False``), which
+    does not lag a repaint behind."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = ARTIFACTS / name
+    image = widget.screen().grabWindow(widget.winId()) if from_screen else widget.grab()
+    assert image.save(str(out)) and out.stat().st_size > 0
+    return out

@@ -17,19 +17,11 @@ from app.store import users
 from app.store.archive import Archive
 from app.ui.login import FirstAdminDialog, LoginDialog
 from app.ui.main import MainWindow
-from tests.conftest import free_port, run_dcmtk
+from tests.conftest import free_port, run_dcmtk, screen_shot
 from tests.peers.peerutil import ct_dataset, save
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
 def screenshot(widget, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    out = ARTIFACTS / name
-    # grab() renders the widget as it is now; the X server's copy may lag a repaint behind
-    assert widget.grab().save(str(out))
-    assert out.stat().st_size > 0
-    return out
+    return screen_shot(widget, name, from_screen=False)
 
 
 def _study(tmp_path: Path, name: str, pid: str, study_date: str, modality: str, n: int, description: str):

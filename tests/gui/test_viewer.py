@@ -15,16 +15,9 @@ from app.imaging import pixels
 from app.store.archive import Archive
 from app.store.query import search
 from app.ui.viewer.window import ViewerWindow
+from conftest import screen_shot
 from tests.peers.peerutil import ct_dataset, save
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
-def screen_shot(widget, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    out = ARTIFACTS / name
-    assert widget.screen().grabWindow(widget.winId()).save(str(out))
-    return out
 
 
 @pytest.fixture
