@@ -53,6 +53,28 @@ def decode_frame(src: bytes, runner) -> bytes:
     return arr.tobytes()
 
 
+# Compressed streams that end with a marker (JPEG and JPEG-LS EOI, JPEG 2000 EOC: all FFD9)
+_ENDS_WITH_MARKER = frozenset(SYNTAXES) | {uid.JPEGLSLossless, uid.JPEGLSNearLossless, uid.JPEG2000Lossless,
+                                           uid.JPEG2000, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL, uid.HTJ2K}
+
+
+def incomplete(ds, frame: int = 0) -> str:
+    """Why frame ``frame`` of ``ds`` is shown incomplete ('' if it is not known to be):
+    decoders return what a truncated stream holds without a word, and a reader must know
+    the lower part of the image is missing."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts not in _ENDS_WITH_MARKER or "PixelData" not in ds:
+        return ""
+    from pydicom.encaps import get_frame
+    try:
+        data = get_frame(ds.PixelData, frame, number_of_frames=int(ds.get("NumberOfFrames", 1) or 1))
+    except Exception as exc:  # noqa: BLE001 - the frame could be decoded; its framing is odd
+        return f"the compressed image data is damaged ({exc})"
+    if bytes(data[-4:]).rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return "the image data is incomplete (truncated): only part of the image could be shown"
+    return ""
+
+
 _registered = False
 
 

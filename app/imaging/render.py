@@ -7,6 +7,8 @@ image pixel; with a size, the image is fitted into it on black, as in a viewport
 
 from __future__ import annotations
 
+import logging
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,10 @@ def render_dataset(ds, req: RenderRequest) -> np.ndarray:
         img = pixels.display(ds, stored, window)
     except Exception as exc:  # noqa: BLE001 - undecodable pixels: say so, never a traceback
         raise RenderError(f"the pixel data cannot be decoded: {exc}") from None
+    from app.imaging.decoders import incomplete
+    note = incomplete(ds, req.frame - 1)
+    if note:
+        logging.getLogger(__name__).warning("frame %d: %s", req.frame, note)
     corners = markers = None
     if req.annotate:
         from app.imaging.image_text import ViewState, corner_text, orientation_markers

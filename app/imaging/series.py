@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.imaging import pixels
+from app.imaging import decoders, pixels
 from app.imaging.frames import frame_order
 from app.imaging.geometry import SliceInfo, order_slices
 
@@ -117,6 +117,7 @@ class SeriesImages:
         self._frame_headers: dict = {}
         self._positions_key: tuple | None = None  # positions along one slice normal (nearest())
         self._positions: list[float | None] = []
+        self._notes: dict[Entry, str] = {}
         self._geometry = {path: g for path, g in zip(files, geometry or ()) if g is not None}
 
     @classmethod
@@ -204,7 +205,12 @@ class SeriesImages:
                     self._datasets.popitem(last=False)
         if "PixelData" not in ds:
             raise ImageError("no image in this object")
-        return pixels.frame_array(ds, entry.frame)
+        arr = pixels.frame_array(ds, entry.frame)
+        note = decoders.incomplete(ds, entry.frame)
+        if note:
+            log.warning("%s frame %d: %s", entry.path, entry.frame, note)
+            self._notes[entry] = note
+        return arr
 
     def _store(self, entry: Entry, arr: np.ndarray) -> None:
         with self._lock:
@@ -260,6 +266,10 @@ class SeriesImages:
         finally:
             with self._lock:
                 self._pending.pop(entry, None)
+
+    def note(self, i: int) -> str:
+        """What the reader must know about image ``i`` as shown (e.g. truncated data)."""
+        return self._notes.get(self.entries[i], "")
 
     def cached(self) -> int:
         with self._lock:

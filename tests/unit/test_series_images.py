@@ -98,3 +98,21 @@ def test_frames_from_the_index_defer_reading_headers(tmp_path):
     with pytest.raises(ImageError, match="cannot be read"):
         images.header(3)
     images.close()
+
+
+def test_truncated_compressed_image_is_shown_with_a_note(tmp_path):
+    """A JPEG-lossless frame cut short (DCMTK-compressed, then truncated): the decoders give
+    what it holds, and the series says the image is incomplete."""
+    import subprocess
+
+    from pydicom.encaps import encapsulate, generate_frames
+    src = _series(tmp_path, 1)[0]
+    subprocess.run(["dcmcjpeg", "+e1", str(src), str(tmp_path / "j.dcm")], check=True, capture_output=True)
+    ds = pydicom.dcmread(tmp_path / "j.dcm")
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) * 2 // 3]])
+    ds.save_as(tmp_path / "cut.dcm")
+    images = SeriesImages([src, tmp_path / "cut.dcm"])
+    assert images.display(1).shape == (64, 64)
+    assert "incomplete" in images.note(1) and images.note(0) == ""
+    images.close()

@@ -211,7 +211,7 @@ class Viewport(QWidget):
                 if self.window is None and not pixels.is_color(header):  # the window shown is the one used
                     self.window = pixels.default_window(header, self.images.stored(self.index))
                 img = self.images.display(self.index, self.window, self.invert)
-            self.message = ""
+            self.message = self.images.note(self.index)
         except ImageError as exc:
             img, self.message = None, str(exc)
         if img is not None:
