@@ -93,6 +93,20 @@ def test_open_scroll_window_zoom_layout(qtbot, archive):
     qtbot.waitUntil(lambda: second.images is not None and second.image_count() == 3, timeout=10000)
     qtbot.wait(200)
     screen_shot(viewer, "viewer_1x2.png")
+
+    # a custom layout: rows and columns asked in a dialog
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QSpinBox
+
+    def answer():
+        rows, cols = viewer.custom_dialog.findChildren(QSpinBox)
+        rows.setValue(1)
+        cols.setValue(4)
+        viewer.custom_dialog.accept()
+    QTimer.singleShot(200, answer)
+    viewer.layout_box.activated.emit(viewer.layout_box.findText("Custom…"))
+    assert len(viewer.visible_viewports()) == 4 and viewer.layout_shape == (1, 4)
+    assert [vp.series_uid for vp in viewer.visible_viewports()[:2]] == [vp.series_uid, second.series_uid]
     viewer.close()  # finalizes its VTK windows (see conftest.close_vtk_windows)
 
 

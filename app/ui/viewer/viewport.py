@@ -32,6 +32,25 @@ class _VtkView(QVTKRenderWindowInteractor):
         super().__init__(viewport)
         self.viewport = viewport
 
+    def Finalize(self):
+        if self._RenderWindow is not None:
+            super().Finalize()
+
+    def release(self) -> None:
+        """Finalize and drop the render window and interactor, so that VTK deletes them now,
+        closing the X connection each opened, not at interpreter exit after the X server
+        may be gone (Xlib then aborts the process)."""
+        self.Finalize()
+        self._RenderWindow = self._Iren = None
+
+    def paintEvent(self, ev):
+        if not getattr(self.viewport, "finalized", False):  # a finalized VTK window drawn again reopens X, or crashes
+            super().paintEvent(ev)
+
+    def resizeEvent(self, ev):
+        if not getattr(self.viewport, "finalized", False):
+            super().resizeEvent(ev)
+
     def mousePressEvent(self, ev):
         self.viewport.press(ev)
 
@@ -103,6 +122,7 @@ class Viewport(QWidget):
         self._shape = None
         self._drag = None
         self.message = ""
+        self.finalized = False  # close_series() released the render window: never draw again
         self.tool = "window"  # or "distance", "angle", "roi"
         self.measurements: dict[int, list[overlays.Measurement]] = {}  # by image index
         self.presentation: presentation_state.PresentationState | None = None  # a GSPS applied
@@ -114,6 +134,10 @@ class Viewport(QWidget):
         self.view.setFocusPolicy(Qt.StrongFocus)
         self.setAcceptDrops(True)
         self.view.setAcceptDrops(True)
+
+    def _render(self) -> None:
+        if not self.finalized:
+            self.render_window.Render()
 
     # -- content ----------------------------------------------------------------------------
     def set_series(self, images: SeriesImages, title: str = "") -> None:
@@ -227,7 +251,7 @@ class Viewport(QWidget):
         self._draw_measurements()
         self._update_camera()
         self._update_text()
-        self.render_window.Render()
+        self._render()
         self.changed.emit(self)
 
     # -- presentation states ----------------------------------------------------------------
@@ -386,7 +410,7 @@ class Viewport(QWidget):
         if sp.unit == "px":
             self.message = "no pixel spacing in this image: true size is not known"
             self._update_text()
-            self.render_window.Render()
+            self._render()
             return
         self.zoom = sp.column * self._screen_pixels_per_mm()
         self._refresh_view()
@@ -432,12 +456,12 @@ class Viewport(QWidget):
                 return
         self._update_camera()
         self._update_text()
-        self.render_window.Render()
+        self._render()
         self.changed.emit(self)
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
-        if self._shape is not None:
+        if self._shape is not None and not self.finalized:
             self._update_camera()
             self._update_text()
 
@@ -493,7 +517,7 @@ class Viewport(QWidget):
         m = overlays.Measurement(kind, list(points))
         self.measurements.setdefault(self.index, []).append(m)
         self._draw_measurements()
-        self.render_window.Render()
+        self._render()
         return m
 
     def clear_measurements(self) -> None:
@@ -503,7 +527,7 @@ class Viewport(QWidget):
                 for actor in m.actors:
                     self.renderer.RemoveViewProp(actor)
         self.measurements.clear()
-        self.render_window.Render()
+        self._render()
 
     def _measure_press(self, point) -> None:
         if self._drawing is None:
@@ -513,13 +537,13 @@ class Viewport(QWidget):
         elif self.tool == "angle":
             self._drawing.points.append(point)
         self._draw_measurements()
-        self.render_window.Render()
+        self._render()
 
     def _measure_move(self, point) -> None:
         if self._drawing is not None:
             self._drawing.points[-1] = point
             self._draw_measurements()
-            self.render_window.Render()
+            self._render()
 
     def _measure_release(self, point) -> None:
         m = self._drawing
@@ -532,7 +556,7 @@ class Viewport(QWidget):
         elif m.kind == "angle":
             m.points.append(point)  # the next arm follows the mouse
         self._draw_measurements()
-        self.render_window.Render()
+        self._render()
 
     # -- input ------------------------------------------------------------------------------
     def scroll(self, step: int, wrap: bool = False) -> None:
@@ -630,7 +654,7 @@ class Viewport(QWidget):
         elif k == Qt.Key_Escape:
             self._drawing = None
             self._draw_measurements()
-            self.render_window.Render()
+            self._render()
         else:
             return False
         return True
@@ -643,7 +667,7 @@ class Viewport(QWidget):
         hidden = not with_text
         if hidden:
             self.text.set_visible(False)
-        self.render_window.Render()
+        self._render()
         grab = vtkWindowToImageFilter()
         grab.SetInput(self.render_window)
         grab.SetInputBufferTypeToRGB()
@@ -654,7 +678,7 @@ class Viewport(QWidget):
         img = np.flipud(vtk_to_numpy(out.GetPointData().GetScalars()).reshape(h, w, 3)).copy()
         if hidden:
             self.text.set_visible(True)
-            self.render_window.Render()
+            self._render()
         return img
 
     # -- drag and drop: a series from the strip ------------------------------------------------
@@ -675,4 +699,10 @@ class Viewport(QWidget):
         if self.images is not None:
             self.images.close()
             self.images = None
-        self.view.Finalize()
+        self.finalized = True
+        for prop in [self._actor, *self._state_actors,
+                     *(a for items in self.measurements.values() for m in items for a in m.actors)]:
+            if prop is not None:
+                self.renderer.RemoveViewProp(prop)
+        self.render_window = None
+        self.view.release()

@@ -23,6 +23,7 @@ from app.ui.viewer.viewport import SERIES_MIME, Viewport
 log = logging.getLogger(__name__)
 
 LAYOUTS = {"1×1": (1, 1), "1×2": (1, 2), "2×1": (2, 1), "2×2": (2, 2), "2×3": (2, 3), "3×3": (3, 3)}
+CUSTOM = "Custom…"
 
 
 class _SeriesStrip(QListWidget):
@@ -83,11 +84,15 @@ class ViewerWindow(QMainWindow):
         bar.setObjectName("tools")
         self.addToolBar(bar)
         self.layout_box = QComboBox()
-        self.layout_box.addItems(list(LAYOUTS))
-        self.layout_box.currentTextChanged.connect(lambda t: self.set_layout(*LAYOUTS[t]))
+        self.layout_box.addItems(list(LAYOUTS) + [CUSTOM])
+        self.layout_box.currentTextChanged.connect(lambda t: self.set_layout(*LAYOUTS[t]) if t in LAYOUTS else None)
+        # chosen again, Custom asks again (a change of text alone would not)
+        self.layout_box.activated.connect(lambda i: self._custom_layout_dialog()
+                                          if self.layout_box.itemText(i) == CUSTOM else None)
         bar.addWidget(QLabel(" Layout "))
         bar.addWidget(self.layout_box)
         self.presets = QComboBox()
+        self.presets.setSizeAdjustPolicy(QComboBox.AdjustToContents)  # "C 9000 / W 14000" whole
         self.presets.activated.connect(self._preset_chosen)
         bar.addWidget(QLabel(" Window "))
         bar.addWidget(self.presets)
@@ -122,6 +127,25 @@ class ViewerWindow(QMainWindow):
             act = QAction(label, self, triggered=slot)
             act.setToolTip(f"{label} ({key} in a viewport)")
             bar.addAction(act)
+
+    def _custom_layout_dialog(self) -> None:
+        """Rows x columns of the reader's choosing (up to 6 x 6)."""
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QSpinBox
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Custom layout")
+        rows, cols = QSpinBox(minimum=1, maximum=6), QSpinBox(minimum=1, maximum=6)
+        rows.setValue(self.layout_shape[0])
+        cols.setValue(self.layout_shape[1])
+        form = QFormLayout(dialog)
+        form.addRow("Rows", rows)
+        form.addRow("Columns", cols)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(dialog.accept)
+        buttons.rejected.connect(dialog.reject)
+        form.addRow(buttons)
+        self.custom_dialog = dialog  # reachable by tests
+        if dialog.exec() == QDialog.Accepted:
+            self.set_layout(rows.value(), cols.value())
 
     def set_tool(self, tool: str) -> None:
         for name, act in self.tool_actions.items():
@@ -187,6 +211,7 @@ class ViewerWindow(QMainWindow):
 
     # -- layout -------------------------------------------------------------------------------
     def set_layout(self, rows: int, cols: int) -> None:
+        self.layout_shape = (rows, cols)
         wanted = rows * cols
         while len(self.viewports) < wanted:
             vp = Viewport(self.grid_host)
