@@ -84,6 +84,13 @@ def open_and_scroll(files: list[Path], work: Path, label: str, scroll: bool, log
     result = {"images": n, "first_image_s": first_s, "all_loaded_s": loaded_s,
               "viewport": list(vp.render_window.GetSize())}
     if scroll:
+        # the viewport itself 1024 x 1024, whatever the toolbar and series strip take
+        w, h = vp.render_window.GetSize()
+        viewer.resize(viewer.width() + 1024 - w, viewer.height() + 1024 - h)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.01)
+        result["viewport"] = list(vp.render_window.GetSize())
         steps = min(300, 3 * n)
         t1 = time.perf_counter()
         for i in range(steps):
