@@ -20,7 +20,7 @@ from pynetdicom import AE, _config, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import acse_hooks, fast_responses, reactors, storage, tls, verification
+from app.net import acse_hooks, fast_responses, query_retrieve, reactors, storage, tls, verification
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
 
@@ -34,6 +34,7 @@ REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)  # transient, service provider (presenta
 SERVICE_CONTEXTS = {
     "verification": verification.scp_contexts,
     "storage": storage.scp_contexts,
+    "query": query_retrieve.find_contexts,
 }
 
 
@@ -317,6 +318,8 @@ class Node:
         handlers = [
             (evt.EVT_C_ECHO, verification.handle_echo),
             (evt.EVT_C_STORE, storage.handle_store, [self.archive.ingest]),
+            (evt.EVT_C_FIND, query_retrieve.handle_find, [self.archive]),
+            (evt.EVT_SOP_EXTENDED, query_retrieve.handle_extended),
         ]
         host = self.setting("node.host")
         bind_host = host or "::"

@@ -1,23 +1,35 @@
 """DICOM matching -> SQL over the index (PS3.4 C.2.2.2, spec text under Table 4-48).
 
-Used by ``lightbox ls`` now and by the C-FIND SCP. Keys are DICOM keywords (or
-``gggg,eeee``); values follow DICOM matching: ``*``/``?`` wildcards (case-insensitive,
-spec §4.2.1.4.3.3), ``A-B`` ranges for dates and times, ``\\``-separated UID lists,
-otherwise single-value matching.
+Used by ``lightbox ls`` and by the C-FIND SCP. Keys are DICOM keywords (or ``gggg,eeee``);
+values follow the reference's matching rules (app.store.matching): the database narrows
+with each key's SQL condition and every row is then decided by the exact rule.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterator
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
+from app.store import matching
 from app.store.schema import attribute_columns, instance, patient, series, study
 
 LEVEL_TABLES = {"patient": patient, "study": study, "series": series, "instance": instance}
 LEVELS = tuple(LEVEL_TABLES)
+
+# attributes computed from the levels below (spec Table 4-48), by the level they describe
+COMPUTED_AT = {"ModalitiesInStudy": "study", "NumberOfStudyRelatedSeries": "study",
+               "NumberOfStudyRelatedInstances": "study", "NumberOfSeriesRelatedInstances": "series",
+               "NumberOfPatientRelatedStudies": "patient", "NumberOfPatientRelatedSeries": "patient",
+               "NumberOfPatientRelatedInstances": "patient"}
+# stored columns that can hold several values (backslash-separated)
+MULTI_VALUED = {"ImageType", "OtherPatientIDs", "OtherPatientNames", "NameOfPhysiciansReadingStudy",
+                "PerformingPhysicianName", "OperatorsName", "RequestAttributesSequence_RequestedProcedureID",
+                "RequestAttributesSequence_ScheduledProcedureStepID"}
 
 
 class QueryError(ValueError):
@@ -36,10 +48,11 @@ def keyword_of(key: str) -> str:
     return k
 
 
-def _vr(keyword: str) -> str:
+def vr_of(keyword: str) -> str:
+    """VR of a keyword, or of the item keyword of a 'Sequence_Item' column."""
     try:
-        return dictionary_VR(keyword)
-    except KeyError:
+        return dictionary_VR(keyword.split("_")[-1])
+    except (KeyError, ValueError):
         return "LO"
 
 
@@ -50,36 +63,63 @@ def _column(keyword: str):
     raise QueryError(f"{keyword} cannot be searched in the local archive")
 
 
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+def owner_level(keyword: str) -> str:
+    """The level whose table holds ``keyword`` (computed attributes: the level they describe)."""
+    if keyword in COMPUTED_AT:
+        return COMPUTED_AT[keyword]
+    table = _column(keyword).table
+    return next(lv for lv, t in LEVEL_TABLES.items() if t is table)
 
 
 def condition(keyword: str, value: str):
-    """SQL condition for one matching key, or None for universal matching."""
-    col = _column(keyword)
-    if value == "" or value == "*":
-        return None
-    vr = _vr(keyword)
-    if vr == "UI":
-        uids = [u for u in value.split("\\") if u]
-        return col.in_(uids)
-    if vr in ("DA", "TM", "DT") and "-" in value:
-        lo, _, hi = value.partition("-")
-        parts = []
-        if lo:
-            parts.append(col >= lo)
-        if hi:
-            # "by meaning": 20200102 includes times/dates extended with more digits
-            parts.append(col <= hi + ("\uffff" if vr != "DA" else ""))
-        return and_(*parts)
-    if vr == "DA":
-        return col == value
-    if "*" in value or "?" in value:
-        return func.lower(col).like(_like(value.lower()), escape="\\")
-    if vr in ("PN", "LO", "SH", "LT", "ST", "UT", "CS"):
-        return func.lower(col) == value.lower()
-    return col == value
+    """SQL condition for one matching key (a superset of what matches; see matching), or
+    None for universal matching."""
+    m = matching.matcher(keyword, vr_of(keyword), value, multi_column=keyword in MULTI_VALUED)
+    return m.sql(_column(keyword)) if m is not None else None
+
+
+@dataclass
+class _Key:
+    columns: tuple[str, ...]   # the row values the rule reads (a date and a time for a pair)
+    rule: matching.Matcher
+    sql: object                # its SQL condition (None: decided by the rule alone)
+    owner: int                 # index of its level in LEVELS
+
+    def matches(self, row: dict) -> bool:
+        if len(self.columns) == 1:
+            return self.rule(row.get(self.columns[0]))
+        return self.rule(tuple(row.get(c) for c in self.columns))
+
+
+def _keys(keys: dict[str, str], append_star: frozenset) -> list[_Key]:
+    out: list[_Key] = []
+    values = {keyword_of(k): ("" if v is None else str(v)) for k, v in keys.items()}
+    for date_kw, time_kw in matching.DATE_TIME_PAIRS:
+        if values.get(date_kw) and values.get(time_kw):
+            rule = matching.combined(date_kw, values[date_kw], time_kw, values[time_kw])
+            if rule is not None:
+                owner = LEVELS.index(owner_level(date_kw))
+                out.append(_Key((date_kw, time_kw), rule, rule.sql(_column(date_kw)), owner))
+                values[date_kw] = values[time_kw] = ""
+    for kw, value in values.items():
+        if kw == "ModalitiesInStudy":
+            rule = matching.matcher(kw, "CS", value, multi_column=True)
+            if rule is not None:  # a study with a series of one of these modalities
+                narrow = rule.sql(series.c.Modality)
+                sql = (select(series.c.id).where(series.c.study_id == study.c.id, narrow).exists()
+                       if narrow is not None else None)
+                out.append(_Key((kw,), rule, sql, LEVELS.index("study")))
+            continue
+        if kw in COMPUTED_AT:
+            if value not in ("", "*"):
+                raise QueryError(f"{kw} is computed and can only be returned, not matched")
+            continue
+        column, owner = _column(kw), LEVELS.index(owner_level(kw))  # unknown keys are refused
+        rule = matching.matcher(kw, vr_of(kw), value, append_star=kw in append_star,
+                                multi_column=kw in MULTI_VALUED)
+        if rule is not None:
+            out.append(_Key((kw,), rule, rule.sql(column), owner))
+    return out
 
 
 def _counts(engine: Engine, level: str, ids: list[int]) -> dict[int, dict]:
@@ -120,12 +160,24 @@ def _counts(engine: Engine, level: str, ids: list[int]) -> dict[int, dict]:
 
 def search(engine: Engine, level: str, keys: dict[str, str], *, limit: int | None = None) -> list[dict]:
     """Rows at ``level`` matching ``keys``; each row is keyed by DICOM keyword."""
+    return list(iter_matches(engine, level, keys, limit=limit))
+
+
+def iter_matches(engine: Engine, level: str, keys: dict[str, str], *, limit: int | None = None,
+                 append_star: frozenset = frozenset(), batch: int = 200) -> Iterator[dict]:
+    """Rows at ``level`` matching ``keys`` (DICOM keywords or tags -> matching values), with
+    the computed attributes of the level. The database narrows with each key's SQL
+    condition; each row is then decided by its exact rule (app.store.matching), in batches,
+    so only the rows looked at are counted. Keys of levels below ``level`` match through
+    the database alone (``lightbox ls -k Modality=MG`` at study level)."""
     if level not in LEVEL_TABLES:
         raise QueryError(f"level must be one of {', '.join(LEVELS)}")
+    try:
+        parsed = _keys(keys, append_star)
+    except matching.MatchError as exc:
+        raise QueryError(str(exc)) from None
     depth = LEVELS.index(level)
     tables = [LEVEL_TABLES[lv] for lv in LEVELS[:depth + 1]]
-    # Keys may name attributes of lower levels too (relational, like 'ls -k Modality=MG');
-    # joined through EXISTS-like inner joins and de-duplicated.
     cols = []
     for lv, t in zip(LEVELS[:depth + 1], tables):
         cols += [t.c[c] for c in attribute_columns(lv)]
@@ -137,18 +189,8 @@ def search(engine: Engine, level: str, keys: dict[str, str], *, limit: int | Non
         q = q.join(series, series.c.study_id == study.c.id)
     if depth >= 3:
         q = q.join(instance, instance.c.series_id == series.c.id)
-    conds = []
-    lower: list[tuple[int, object]] = []
-    for key, value in keys.items():
-        kw = keyword_of(key)
-        c = condition(kw, value)
-        if c is None:
-            continue
-        owner = LEVELS.index(next(lv for lv, t in LEVEL_TABLES.items() if _column(kw).table is t))
-        if owner <= depth:
-            conds.append(c)
-        else:
-            lower.append((owner, c))
+    conds = [k.sql for k in parsed if k.owner <= depth and k.sql is not None]
+    lower = [(k.owner, k.sql) for k in parsed if k.owner > depth and k.sql is not None]
     if lower:
         deepest = max(o for o, _ in lower)
         sub = select(LEVEL_TABLES[level].c.id).select_from(LEVEL_TABLES[level])
@@ -163,15 +205,19 @@ def search(engine: Engine, level: str, keys: dict[str, str], *, limit: int | Non
     order = {"patient": [patient.c.PatientName], "study": [study.c.StudyDate.desc(), study.c.StudyTime.desc()],
              "series": [series.c.SeriesNumber], "instance": [instance.c.InstanceNumber]}[level]
     q = q.order_by(*order, tables[-1].c.id)
-    if limit:
-        q = q.limit(limit)
+    exact = [k for k in parsed if k.owner <= depth]
+    sent = 0
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(q)]
-    counts = _counts(engine, level, [r["_id"] for r in rows])
-    out = []
-    for r in rows:
-        rid = r.pop("_id")
-        r.update(counts.get(rid, {}))
-        out.append(r)
-    return out
-
+        result = conn.execute(q)
+        while True:
+            rows = [dict(r._mapping) for r in result.fetchmany(batch)]
+            if not rows:
+                return
+            counts = _counts(engine, level, [r["_id"] for r in rows])
+            for r in rows:
+                r.update(counts.get(r.pop("_id"), {}))
+                if all(k.matches(r) for k in exact):
+                    yield r
+                    sent += 1
+                    if limit and sent >= limit:
+                        return

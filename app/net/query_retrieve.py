@@ -1,0 +1,275 @@
+"""Query/Retrieve service, SCP side: C-FIND over the local archive (spec §4.2.1.4.3,
+Tables 4-46 to 4-49) for the Patient Root, Study Root and Patient/Study Only models.
+
+Every request is treated as relational (§4.2.1.4.3.4): any keys at or above the query level;
+a key below it is refused (0106). Matching is app.store.query / app.store.matching; a key
+the reference only returns ('-' in Table 4-48) given a value is not matched on, and the
+responses say so (FF01). At most node.max_matches responses, and the final status is
+Success even when clipped (Table 4-49). Names come back in the caller's character set when
+it can carry them, otherwise in UTF-8.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+from pydicom.charset import convert_encodings, encode_string
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from app.dicom import statuses
+from app.dicom.qr_attributes import table_4_48
+from app.dicom.transfer_syntaxes import UNCOMPRESSED
+from app.store import query
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    find: str
+    move: str
+    get: str
+    levels: tuple[str, ...]
+
+
+# Table 4-46 / 4-50 (and C-GET, which the reference lacks): the information models
+MODELS = (
+    Model("patient", "1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.1.3",
+          ("PATIENT", "STUDY", "SERIES", "IMAGE")),
+    Model("study", "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.2", "1.2.840.10008.5.1.4.1.2.2.3",
+          ("STUDY", "SERIES", "IMAGE")),
+    Model("patient-study", "1.2.840.10008.5.1.4.1.2.3.1", "1.2.840.10008.5.1.4.1.2.3.2",
+          "1.2.840.10008.5.1.4.1.2.3.3", ("PATIENT", "STUDY")),
+)
+BY_FIND = {m.find: m for m in MODELS}
+DB_LEVEL = {"PATIENT": "patient", "STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
+# the unique keys of each level, returned in every response at or below it
+UNIQUE = {"patient": "PatientID", "study": "StudyInstanceUID", "series": "SeriesInstanceUID",
+          "instance": "SOPInstanceUID"}
+# Table 4-47: relational queries negotiated for these
+RELATIONAL = (MODELS[0].find, MODELS[1].find)
+NOT_KEYS = ("QueryRetrieveLevel", "SpecificCharacterSet", "RetrieveAETitle", "InstanceAvailability")
+
+
+def find_contexts() -> list[tuple[str, tuple[str, ...]]]:
+    return [(m.find, UNCOMPRESSED) for m in MODELS]
+
+
+def handle_extended(event) -> dict:
+    """SOP Class Extended Negotiation: relational queries are supported (Table 4-47)."""
+    return {uid: b"\x01" for uid in event.app_info if uid in RELATIONAL}
+
+
+@cache
+def _matching_of() -> dict[str, str]:
+    """Index column -> how Table 4-48 matches it (wildcard | universal | return)."""
+    out: dict[str, str] = {}
+    for a in table_4_48():
+        out.setdefault(a.column, a.matching)
+    return out
+
+
+class Refused(Exception):
+    def __init__(self, status: int, comment: str):
+        super().__init__(comment)
+        self.status, self.comment = status, comment
+
+
+def _failure(status: int, comment: str) -> Dataset:
+    ds = Dataset()
+    ds.Status = status
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass
+class FindRequest:
+    level: str                      # index level: patient, study, series, instance
+    keys: dict[str, str]            # index column -> matching value
+    unsupported: list[str]          # keys given a value that are not matched on (FF01)
+
+
+def parse_request(identifier: Dataset, model: Model) -> FindRequest:
+    """The query level and matching keys of a C-FIND identifier; Refused with the status of
+    Table 4-49 / §4.2.1.4.3.4 if it cannot be answered."""
+    level = _text(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+    if level not in model.levels:
+        raise Refused(statuses.QUERY_FAILED, f"Query/Retrieve Level '{level}' is not one of "
+                                             f"{'/'.join(model.levels)} of this model")
+    db_level = DB_LEVEL[level]
+    depth = query.LEVELS.index(db_level)
+    matching_of = _matching_of()
+    keys: dict[str, str] = {}
+    unsupported: list[str] = []
+    for elem in identifier:
+        kw = elem.keyword
+        if not kw or kw in NOT_KEYS or elem.tag.is_private or elem.tag.element == 0:
+            continue
+        if elem.VR == "SQ":
+            items = list(elem.value or [])
+            for item in items[:1]:  # sequence matching: the item's keys, as columns 'Seq_Item'
+                for sub in item:
+                    column = f"{kw}_{sub.keyword}"
+                    if column in matching_of:
+                        _check_level(column, depth, level)
+                        keys[column] = _text(sub.value)
+                    elif _text(sub.value):
+                        unsupported.append(column)
+            continue
+        value = _text(elem.value)
+        if kw in query.COMPUTED_AT:
+            _check_level(kw, depth, level)
+            if value.strip() not in ("", "*"):
+                unsupported.append(kw)
+            continue
+        how = matching_of.get(kw)
+        if how is None:  # not kept in the index: returned empty
+            if value.strip():
+                unsupported.append(kw)
+            continue
+        _check_level(kw, depth, level)
+        if how == "return":
+            if value.strip():
+                unsupported.append(kw)
+            continue
+        keys[kw] = value
+    return FindRequest(db_level, keys, unsupported)
+
+
+def _check_level(column: str, depth: int, level: str) -> None:
+    owner = query.owner_level(column)
+    if query.LEVELS.index(owner) > depth:
+        raise Refused(statuses.INVALID_ATTRIBUTE,
+                      f"{column.split('_')[0]} is a {owner.upper().replace('INSTANCE', 'IMAGE')} level key "
+                      f"in a {level} level query")
+
+
+def response_charset(requested, values) -> str | list[str] | None:
+    """The caller's Specific Character Set if it can carry every value, else UTF-8."""
+    texts = [v for v in values if isinstance(v, str) and not v.isascii()]
+    requested = [c for c in (requested if isinstance(requested, (list, tuple)) else [requested]) if c] \
+        if requested else []
+    if not texts:
+        return requested or None
+    if requested:
+        try:
+            encodings = convert_encodings(requested)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                for t in texts:
+                    encode_string(t, encodings)
+            return requested if len(requested) > 1 else requested[0]
+        except Exception:  # noqa: BLE001 - a character it cannot carry
+            pass
+    return "ISO_IR 192"
+
+
+def _element_value(vr: str, value):
+    if value in (None, ""):
+        return None
+    if vr in ("US", "UL", "SS", "SL"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    return str(value)
+
+
+def build_response(identifier: Dataset, row: dict, db_level: str, retrieve_aet: str) -> Dataset:
+    """The identifier of one match: every key asked for (its stored value or empty), the
+    unique keys down to the level, Retrieve AE Title and Instance Availability."""
+    ds = Dataset()
+    values = []
+    for elem in identifier:
+        kw = elem.keyword
+        if not kw or kw in NOT_KEYS or elem.tag.is_private or elem.tag.element == 0:
+            continue
+        if elem.VR == "SQ":
+            items = []
+            template = list(elem.value or [])
+            if template:
+                columns = {sub.keyword: f"{kw}_{sub.keyword}" for sub in template[0]}
+                found = {sub: _text(row.get(col)).split("\\") if row.get(col) else [] for sub, col in columns.items()}
+                for i in range(max((len(v) for v in found.values()), default=0)):
+                    item = Dataset()
+                    for sub, parts in found.items():
+                        sub_elem = template[0][sub]
+                        item.add_new(sub_elem.tag, sub_elem.VR, parts[i] if i < len(parts) else None)
+                        values.append(parts[i] if i < len(parts) else "")
+                    items.append(item)
+            ds.add_new(elem.tag, "SQ", Sequence(items))
+            continue
+        value = row.get(kw)
+        ds.add_new(elem.tag, elem.VR, _element_value(elem.VR, value))
+        values.append(value)
+    for lv in query.LEVELS[:query.LEVELS.index(db_level) + 1]:
+        kw = UNIQUE[lv]
+        if kw not in ds and row.get(kw):
+            setattr(ds, kw, row[kw])
+            values.append(row[kw])
+    charset = response_charset(identifier.get("SpecificCharacterSet"), values)
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.QueryRetrieveLevel = _text(identifier.get("QueryRetrieveLevel")).strip().upper()
+    ds.RetrieveAETitle = retrieve_aet
+    ds.InstanceAvailability = "ONLINE"
+    return ds
+
+
+def handle_find(event, archive):
+    """EVT_C_FIND: pending responses for the matches (at most node.max_matches), then
+    Success; a failure status of Table 4-49 for what cannot be answered."""
+    assoc = event.assoc
+    caller = assoc.requestor.ae_title
+    model = BY_FIND.get(str(event.request.AffectedSOPClassUID))
+    try:
+        identifier = event.identifier
+        if model is None:
+            raise Refused(statuses.QUERY_FAILED, "not a Query/Retrieve FIND SOP class")
+        request = parse_request(identifier, model)
+    except Refused as exc:
+        log.warning("C-FIND from %s refused (0x%04X): %s", caller, exc.status, exc.comment)
+        yield _failure(exc.status, exc.comment), None
+        return
+    except Exception as exc:  # noqa: BLE001 - a malformed identifier
+        log.warning("C-FIND from %s: the identifier cannot be read: %s", caller, exc)
+        yield _failure(statuses.QUERY_FAILED, f"identifier cannot be read: {exc}"), None
+        return
+    limit = archive.settings["node.max_matches"]
+    aet = archive.settings["services.retrieve.aet"] or assoc.acceptor.ae_title
+    pending = statuses.PENDING_WARNING if request.unsupported else statuses.PENDING
+    if request.unsupported:
+        log.info("C-FIND from %s: not matched on %s (returned only)", caller, ", ".join(request.unsupported))
+    sent = 0
+    try:
+        for row in query.iter_matches(archive.engine, request.level, request.keys, limit=limit,
+                                      append_star=frozenset({"PatientName"})):
+            if event.is_cancelled:
+                log.info("C-FIND from %s cancelled after %d matches", caller, sent)
+                yield statuses.CANCELLED, None
+                return
+            yield pending, build_response(identifier, row, request.level, aet)
+            sent += 1
+    except query.QueryError as exc:
+        log.warning("C-FIND from %s refused: %s", caller, exc)
+        yield _failure(statuses.QUERY_FAILED, str(exc)), None
+        return
+    except Exception as exc:  # noqa: BLE001 - the database failed: Table 4-49 C001
+        log.exception("C-FIND from %s: the archive query failed", caller)
+        yield _failure(statuses.QUERY_FAILED, f"archive query failed: {exc}"), None
+        return
+    log.info("C-FIND from %s at %s level: %d match(es)%s", caller, request.level, sent,
+             f" (clipped at node.max_matches = {limit})" if sent >= limit else "")
