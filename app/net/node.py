@@ -35,6 +35,7 @@ SERVICE_CONTEXTS = {
     "verification": verification.scp_contexts,
     "storage": storage.scp_contexts,
     "query": query_retrieve.find_contexts,
+    "retrieve": query_retrieve.retrieve_contexts,
 }
 
 
@@ -320,6 +321,8 @@ class Node:
             (evt.EVT_C_STORE, storage.handle_store, [self.archive.ingest]),
             (evt.EVT_C_FIND, query_retrieve.handle_find, [self.archive]),
             (evt.EVT_SOP_EXTENDED, query_retrieve.handle_extended),
+            (evt.EVT_C_MOVE, query_retrieve.handle_move, [self.archive]),
+            (evt.EVT_C_GET, query_retrieve.handle_get, [self.archive]),
         ]
         host = self.setting("node.host")
         bind_host = host or "::"
@@ -346,6 +349,15 @@ class Node:
                                 "use tls.mode = only to secure every port", aet, port)
         for (aet, port), services in groups.items():
             contexts = [build_context(uid, list(ts)) for s in services for uid, ts in SERVICE_CONTEXTS[s]()]
+            if "retrieve" in services:
+                # C-GET: a caller proposes the storage classes to receive on, taking the SCP
+                # role (SCP/SCU Role Selection), on the association of its C-GET
+                if "storage" not in services:
+                    contexts += [build_context(uid, list(ts)) for uid, ts in SERVICE_CONTEXTS["storage"]()]
+                storage_uids = {uid for uid, _ in SERVICE_CONTEXTS["storage"]()}
+                for cx in contexts:
+                    if cx.abstract_syntax in storage_uids:
+                        cx.scu_role, cx.scp_role = True, True
             plans = []
             if mode == "only":
                 plans.append((port, secure))

@@ -273,3 +273,175 @@ def handle_find(event, archive):
         return
     log.info("C-FIND from %s at %s level: %d match(es)%s", caller, request.level, sent,
              f" (clipped at node.max_matches = {limit})" if sent >= limit else "")
+
+
+# -- retrieve: C-MOVE (Tables 4-50 to 4-52) and C-GET ----------------------------------------
+BY_MOVE = {m.move: m for m in MODELS}
+BY_GET = {m.get: m for m in MODELS}
+UNIQUE_OF_LEVEL = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID",
+                   "IMAGE": "SOPInstanceUID"}
+
+
+def retrieve_contexts() -> list[tuple[str, tuple[str, ...]]]:
+    return [(uid, UNCOMPRESSED) for m in MODELS for uid in (m.move, m.get)]
+
+
+@dataclass(frozen=True)
+class Instance:
+    path: str
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
+
+
+def instances_to_retrieve(archive, identifier: Dataset, model: Model) -> list[Instance]:
+    """The instances a C-MOVE / C-GET identifier names: the unique key of its level (a list
+    allowed) and the keys above it. Refused (A900) without the level's unique key."""
+    level = _text(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+    if level not in model.levels:
+        raise Refused(statuses.DATASET_DOES_NOT_MATCH, f"Query/Retrieve Level '{level}' is not one of "
+                                                       f"{'/'.join(model.levels)} of this model")
+    unique = UNIQUE_OF_LEVEL[level]
+    if not _text(identifier.get(unique, "")).strip():
+        raise Refused(statuses.DATASET_DOES_NOT_MATCH, f"a {level} level retrieve needs {unique}")
+    request = parse_request(identifier, model)
+    out = []
+    for row in query.iter_matches(archive.engine, "instance", request.keys):
+        out.append(Instance(str(archive.files.absolute(row["path"])), row.get("SOPClassUID") or "",
+                            row.get("SOPInstanceUID") or "", row.get("TransferSyntaxUID") or ""))
+    return out
+
+
+def _fit(ds: Dataset, accepted: list) -> Dataset:
+    """``ds`` as a context accepted for its SOP class can carry it: as stored if one took its
+    transfer syntax (any uncompressed one carries uncompressed data), else decompressed
+    when an uncompressed one was accepted. Otherwise as stored: the C-STORE then fails and
+    is counted as a failed sub-operation."""
+    ts = ds.file_meta.TransferSyntaxUID
+    syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == ds.SOPClassUID}
+    if ts in syntaxes or (not ts.is_compressed and syntaxes & set(UNCOMPRESSED)):
+        return ds
+    if ts.is_compressed and syntaxes & set(UNCOMPRESSED):
+        ds.decompress()
+    return ds
+
+
+def _read(instance: Instance) -> Dataset | None:
+    import pydicom
+    try:
+        return pydicom.dcmread(instance.path)
+    except Exception as exc:  # noqa: BLE001 - counted as a failed sub-operation
+        log.error("cannot read %s for a retrieve: %s", instance.path, exc)
+        return None
+
+
+def _storage_contexts(instances: list[Instance]) -> list:
+    """Contexts to offer a move destination: per SOP class, the stored transfer syntaxes on
+    their own (so that an acceptor taking them is not pushed to an uncompressed one) and
+    the uncompressed ones; one context per class when that would exceed 128."""
+    from pydicom.uid import UID
+    from pynetdicom import build_context
+    by_class: dict[str, set[str]] = {}
+    for i in instances:
+        by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
+    out = []
+    for sop, syntaxes in sorted(by_class.items()):
+        compressed = sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed)
+        if compressed:
+            out.append(build_context(sop, compressed))
+        out.append(build_context(sop, list(UNCOMPRESSED)))
+    if len(out) > 128:
+        out = [build_context(sop, sorted(s | set(UNCOMPRESSED))) for sop, s in sorted(by_class.items())][:128]
+    return out
+
+
+def handle_move(event, archive):
+    """EVT_C_MOVE: the destination must be a configured remote node (else A801); the
+    instances go to it over a new association in a transfer syntax it accepts; pynetdicom
+    sends the pending responses with the counts of Table 4-51 and the final status."""
+    from pynetdicom import evt
+
+    from app.net.remote import association_args
+    from app.store import nodes
+    caller = event.assoc.requestor.ae_title
+    destination = str(event.move_destination or "").strip()
+    node = next((n for n in nodes.list_nodes(archive.engine) if n.aet == destination), None)
+    if node is None:
+        log.warning("C-MOVE from %s refused: move destination %r is not a configured remote node "
+                    "(add it with 'lightbox nodes add')", caller, destination)
+        yield None, None
+        return
+    model = BY_MOVE.get(str(event.request.AffectedSOPClassUID))
+    refused = None
+    try:
+        found = instances_to_retrieve(archive, event.identifier, model)
+    except Refused as exc:
+        refused, found = exc, []
+    except Exception as exc:  # noqa: BLE001 - unreadable identifier or database failure
+        log.exception("C-MOVE from %s: the instances cannot be listed", caller)
+        refused, found = Refused(statuses.QUERY_FAILED, f"cannot list the instances: {exc}"), []
+    accepted: dict = {}
+    try:
+        kwargs = association_args(archive.settings, node)
+    except ConnectionError as exc:
+        log.error("C-MOVE from %s: cannot open an association to %s: %s", caller, destination, exc)
+        yield None, None
+        return
+    kwargs["contexts"] = _storage_contexts(found) if found else [build_default_context()]
+    kwargs["evt_handlers"] = [(evt.EVT_ACCEPTED, lambda e: accepted.__setitem__("assoc", e.assoc))]
+    yield node.host, node.port, kwargs
+    if refused is not None:
+        log.warning("C-MOVE from %s refused (0x%04X): %s", caller, refused.status, refused.comment)
+        yield 1
+        yield _failure(refused.status, refused.comment), None
+        return
+    log.info("C-MOVE from %s: %d instance(s) to %s", caller, len(found), destination)
+    yield len(found)
+    for instance in found:
+        if event.is_cancelled:
+            log.info("C-MOVE from %s to %s cancelled", caller, destination)
+            yield statuses.CANCELLED, None
+            return
+        ds = _read(instance)
+        if ds is None:
+            yield statuses.PENDING, "unreadable"  # not a dataset: counted as a failure
+            continue
+        assoc = accepted.get("assoc")
+        yield statuses.PENDING, _fit(ds, assoc.accepted_contexts if assoc else [])
+
+
+def build_default_context():
+    from pynetdicom import build_context
+    return build_context("1.2.840.10008.1.1")  # Verification: a valid proposal with nothing to send
+
+
+def handle_get(event, archive):
+    """EVT_C_GET: the instances go back over the caller's own association (it proposed the
+    storage contexts with the SCP role), in a transfer syntax it accepted."""
+    caller = event.assoc.requestor.ae_title
+    model = BY_GET.get(str(event.request.AffectedSOPClassUID))
+    try:
+        found = instances_to_retrieve(archive, event.identifier, model)
+    except Refused as exc:
+        log.warning("C-GET from %s refused (0x%04X): %s", caller, exc.status, exc.comment)
+        yield 1
+        yield _failure(exc.status, exc.comment), None
+        return
+    except Exception as exc:  # noqa: BLE001
+        log.exception("C-GET from %s: the instances cannot be listed", caller)
+        yield 1
+        yield _failure(statuses.QUERY_FAILED, f"cannot list the instances: {exc}"), None
+        return
+    log.info("C-GET from %s: %d instance(s)", caller, len(found))
+    yield len(found)
+    ours = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]
+    for instance in found:
+        if event.is_cancelled:
+            log.info("C-GET from %s cancelled", caller)
+            yield statuses.CANCELLED, None
+            return
+        ds = _read(instance)
+        if ds is None:
+            yield statuses.PENDING, "unreadable"
+            continue
+        yield statuses.PENDING, _fit(ds, ours)

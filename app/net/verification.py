@@ -52,19 +52,13 @@ def echo_node(settings, node) -> int:
     """C-ECHO a configured remote node (app.store.nodes.RemoteNode) with our identity and,
     for a TLS node, our TLS settings and its pinned certificate. Returns the DIMSE status;
     raises ConnectionError with a message for the user."""
-    from app.net import tls
     from app.net.node import configure_ae
+    from app.net.remote import association_args
     ae = AE(ae_title=settings["node.aet"])
     configure_ae(ae, settings)
-    kwargs = {}
-    ctx = None
-    if node.tls:
-        try:
-            ctx = tls.client_context(settings, node.certificate, pin=node.cert_sha256,
-                                     peer=f"node '{node.name}' ({node.aet}@{node.host}:{node.port})")
-        except tls.TlsError as exc:
-            raise ConnectionError(str(exc)) from None
-        kwargs["tls_args"] = (ctx, None)
+    kwargs = association_args(settings, node)
+    kwargs.pop("ae_title")
+    ctx = kwargs.get("tls_args", (None,))[0]
     try:
         return echo(ae, node.host, node.port, node.aet, **kwargs)
     except ConnectionError:
