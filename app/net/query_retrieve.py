@@ -322,7 +322,7 @@ def _fit(ds: Dataset, accepted: list) -> Dataset:
     if ts in syntaxes or (not ts.is_compressed and syntaxes & set(UNCOMPRESSED)):
         return ds
     if ts.is_compressed and syntaxes & set(UNCOMPRESSED):
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
     return ds
 
 
