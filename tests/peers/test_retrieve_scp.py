@@ -55,7 +55,7 @@ def archive_node(tmp_path_factory):
         out = storescu(node, *group, opts=opts)
         assert out.returncode == 0, out.stdout
     peers = {}
-    for name, opts in (("PLAIN", ["+xi"]), ("STORESCP", ["+xa"])):
+    for name, opts in (("PLAIN", ["+xi"]), ("STORESCP", ["+xa"]), ("DROPPER", ["+xa", "--abort-after"])):
         folder = work / name
         folder.mkdir()
         port = free_port()
@@ -174,6 +174,29 @@ def test_cancel_stops_a_move(archive_node):
             assoc.send_c_cancel(7, context_id=assoc.accepted_contexts[0].context_id)
     assoc.release()
     assert statuses[-1] == 0xFE00 and len(statuses) < 5, statuses
+
+
+def test_a_destination_that_drops_the_association_and_a_caller_that_aborts(archive_node):
+    """The destination aborts at its first C-STORE: the move ends with the failures counted
+    (A702: every sub-operation failed) and a log line; a caller aborting mid-move leaves no
+    transfer running; the node keeps serving both kinds of request."""
+    from pynetdicom import AE
+    from pydicom.dataset import Dataset
+    node, study = archive_node["node"], archive_node["studies"]["plain"]
+    dropped = movescu(node, "DROPPER", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study}")
+    assert final_status(dropped.stdout) in ("0xA702", "0xB000"), dropped.stdout
+    remaining, completed, failed, _ = counts(dropped.stdout)
+    assert completed == 0 and failed == 4 and remaining == 0
+    ae = AE(ae_title="ABORTER")
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.2.2.2")
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet)
+    query = Dataset()
+    query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", study
+    for _ in assoc.send_c_move(query, "STORESCP", "1.2.840.10008.5.1.4.1.2.2.2"):
+        assoc.abort()
+        break
+    ok = movescu(node, "STORESCP", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study}")
+    assert final_status(ok.stdout) == "0x0000" and counts(ok.stdout)[1] == 4
 
 
 def _series_of(archive_node, study: str) -> str:
