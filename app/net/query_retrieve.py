@@ -100,6 +100,7 @@ class FindRequest:
     level: str                      # index level: patient, study, series, instance
     keys: dict[str, str]            # index column -> matching value
     unsupported: list[str]          # keys given a value that are not matched on (FF01)
+    computed: frozenset = frozenset()  # computed attributes asked for (counts cost a query)
 
 
 def parse_request(identifier: Dataset, model: Model) -> FindRequest:
@@ -114,6 +115,7 @@ def parse_request(identifier: Dataset, model: Model) -> FindRequest:
     matching_of = _matching_of()
     keys: dict[str, str] = {}
     unsupported: list[str] = []
+    computed: set[str] = set()
     for elem in identifier:
         kw = elem.keyword
         if not kw or kw in NOT_KEYS or elem.tag.is_private or elem.tag.element == 0:
@@ -132,7 +134,10 @@ def parse_request(identifier: Dataset, model: Model) -> FindRequest:
         value = _text(elem.value)
         if kw in query.COMPUTED_AT:
             _check_level(kw, depth, level)
-            if value.strip() not in ("", "*"):
+            computed.add(kw)
+            if kw == "ModalitiesInStudy":  # matched (list of modalities), Table 4-48
+                keys[kw] = value
+            elif value.strip() not in ("", "*"):
                 unsupported.append(kw)
             continue
         how = matching_of.get(kw)
@@ -146,7 +151,7 @@ def parse_request(identifier: Dataset, model: Model) -> FindRequest:
                 unsupported.append(kw)
             continue
         keys[kw] = value
-    return FindRequest(db_level, keys, unsupported)
+    return FindRequest(db_level, keys, unsupported, frozenset(computed))
 
 
 def _check_level(column: str, depth: int, level: str) -> None:
@@ -256,7 +261,7 @@ def handle_find(event, archive):
     sent = 0
     try:
         for row in query.iter_matches(archive.engine, request.level, request.keys, limit=limit,
-                                      append_star=frozenset({"PatientName"})):
+                                      append_star=frozenset({"PatientName"}), computed=request.computed):
             if event.is_cancelled:
                 log.info("C-FIND from %s cancelled after %d matches", caller, sent)
                 yield statuses.CANCELLED, None
@@ -306,7 +311,7 @@ def instances_to_retrieve(archive, identifier: Dataset, model: Model) -> list[In
         raise Refused(statuses.DATASET_DOES_NOT_MATCH, f"a {level} level retrieve needs {unique}")
     request = parse_request(identifier, model)
     out = []
-    for row in query.iter_matches(archive.engine, "instance", request.keys):
+    for row in query.iter_matches(archive.engine, "instance", request.keys, computed=frozenset()):
         out.append(Instance(str(archive.files.absolute(row["path"])), row.get("SOPClassUID") or "",
                             row.get("SOPInstanceUID") or "", row.get("TransferSyntaxUID") or ""))
     return out

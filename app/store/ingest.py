@@ -73,10 +73,12 @@ def _value(reader: charsets.TextReader, tags: tuple[int, ...]) -> str | None:
         return reader.text(tags[0])
     try:
         seq = reader.ds[tags[0]].value
-        vals = [v for item in seq or () if (v := reader.text(tags[1], item))]
+        # one value per item, empty where an item lacks it: the columns of one sequence stay
+        # aligned, so that sequence matching can ask for several keys in the same item
+        vals = [reader.text(tags[1], item) or "" for item in seq or ()]
     except Exception:  # a malformed sequence only loses this attribute
         return None
-    return "\\".join(vals) or None
+    return "\\".join(vals) if any(vals) else None
 
 
 def _level_values(reader: charsets.TextReader, level: str, present: set[int]) -> dict[str, str | None]:

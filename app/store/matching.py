@@ -57,12 +57,19 @@ def _literal_runs(value: str, separators: str = "") -> list[str]:
     return [run for run in re.split("[" + re.escape("*?" + separators) + "]", value) if run]
 
 
+def _ascii_pieces(runs: list[str]) -> list[str]:
+    """The ASCII parts of literal runs: databases fold the case of ASCII letters alike
+    (SQLite's lower() and LIKE fold nothing else), so only those narrow safely."""
+    return [p for r in runs for p in re.split(r"[^\x00-\x7f]+", r) if p]
+
+
 def _contains_all(column, runs: list[str]):
     """SQL: the column contains each literal run (case-insensitive): a superset condition."""
-    if not runs:
+    pieces = _ascii_pieces(runs)
+    if not pieces:
         return None
     low = func.lower(column)
-    return and_(*[low.like("%" + _like_escape(r.lower()) + "%", escape="\\") for r in runs])
+    return and_(*[low.like("%" + _like_escape(p.lower()) + "%", escape="\\") for p in pieces])
 
 
 def _values(stored) -> list[str]:
@@ -94,10 +101,10 @@ def _string(keyword: str, value: str, multi_column: bool) -> Matcher:
         return any(r.match(v.strip()) for v in _values(stored) for r in regexes)
 
     def sql(column):
-        if len(patterns) == 1 and not has_wildcard(value) and not multi_column:
+        if len(patterns) == 1 and not has_wildcard(value) and not multi_column and value.isascii():
             return func.lower(column) == value.strip().lower()
         alternatives = [_contains_all(column, _literal_runs(p)) for p in patterns]
-        if any(a is None for a in alternatives):  # one pattern is all wildcards: no narrowing
+        if any(a is None for a in alternatives):  # a pattern with nothing to narrow on
             return None
         return or_(*alternatives)
     return Matcher(keyword, value, exact, sql)
@@ -256,6 +263,18 @@ def _temporal(keyword: str, vr: str, value: str) -> Matcher:
             alternatives.append(and_(*parts))
         return or_(*alternatives)
     return Matcher(keyword, value, exact, sql)
+
+
+def same_item(rules: dict[str, Matcher]) -> Matcher:
+    """Sequence matching (PS3.4 C.2.2.2.6): the keys of one sequence item must all match in
+    the same item. Each stored column holds one value per item, in item order."""
+    def exact(stored) -> bool:
+        stored = stored if isinstance(stored, tuple) else (stored,)
+        columns = [_values(v) if v not in (None, "") else [] for v in stored]
+        items = max((len(c) for c in columns), default=0)
+        return any(all(rule(c[i] if i < len(c) else "") for rule, c in zip(rules.values(), columns))
+                   for i in range(items))
+    return Matcher("/".join(rules), "", exact)
 
 
 def combined(date_keyword: str, date_value: str, time_keyword: str, time_value: str) -> Matcher | None:

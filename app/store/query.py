@@ -101,7 +101,13 @@ def _keys(keys: dict[str, str], append_star: frozenset) -> list[_Key]:
                 owner = LEVELS.index(owner_level(date_kw))
                 out.append(_Key((date_kw, time_kw), rule, rule.sql(_column(date_kw)), owner))
                 values[date_kw] = values[time_kw] = ""
+    sequences: dict[str, dict[str, matching.Matcher]] = {}
     for kw, value in values.items():
+        if "_" in kw and kw in MULTI_VALUED and kw.split("_")[0].endswith("Sequence"):
+            rule = matching.matcher(kw, vr_of(kw), value, multi_column=True)
+            if rule is not None:
+                sequences.setdefault(kw.split("_")[0], {})[kw] = rule
+            continue
         if kw == "ModalitiesInStudy":
             rule = matching.matcher(kw, "CS", value, multi_column=True)
             if rule is not None:  # a study with a series of one of these modalities
@@ -119,14 +125,23 @@ def _keys(keys: dict[str, str], append_star: frozenset) -> list[_Key]:
                                 multi_column=kw in MULTI_VALUED)
         if rule is not None:
             out.append(_Key((kw,), rule, rule.sql(column), owner))
+    for rules in sequences.values():  # the keys of one sequence item, matched in the same item
+        columns = tuple(rules)
+        narrow = [c for c in (r.sql(_column(col)) for col, r in rules.items()) if c is not None]
+        sql = and_(*narrow) if narrow else None
+        out.append(_Key(columns, matching.same_item(rules), sql, LEVELS.index(owner_level(columns[0]))))
     return out
 
 
-def _counts(engine: Engine, level: str, ids: list[int]) -> dict[int, dict]:
-    """Computed attributes (counts, Modalities in Study), spec Table 4-48."""
+def _counts(engine: Engine, level: str, ids: list[int], wanted: frozenset | None = None) -> dict[int, dict]:
+    """Computed attributes (counts, Modalities in Study), spec Table 4-48; ``wanted``: only
+    these (None: all). Counting instances is what costs, so it is done only when asked."""
     out: dict[int, dict] = defaultdict(dict)
-    if not ids or level == "instance":
+    if not ids or level == "instance" or (wanted is not None and not wanted):
         return out
+
+    def want(name: str) -> bool:
+        return wanted is None or name in wanted
     with engine.connect() as conn:
         if level == "series":
             q = (select(instance.c.series_id, func.count()).where(instance.c.series_id.in_(ids))
@@ -134,14 +149,17 @@ def _counts(engine: Engine, level: str, ids: list[int]) -> dict[int, dict]:
             for sid, n in conn.execute(q):
                 out[sid]["NumberOfSeriesRelatedInstances"] = n
         elif level == "study":
-            q = (select(series.c.study_id, series.c.Modality, func.count(func.distinct(series.c.id)),
-                        func.count(instance.c.id))
-                 .join(instance, instance.c.series_id == series.c.id, isouter=True)
-                 .where(series.c.study_id.in_(ids)).group_by(series.c.study_id, series.c.Modality))
+            instances = want("NumberOfStudyRelatedInstances")
+            q = select(series.c.study_id, series.c.Modality, func.count(func.distinct(series.c.id)),
+                       func.count(instance.c.id) if instances else func.count())
+            if instances:
+                q = q.join(instance, instance.c.series_id == series.c.id, isouter=True)
+            q = q.where(series.c.study_id.in_(ids)).group_by(series.c.study_id, series.c.Modality)
             for stid, modality, nser, ninst in conn.execute(q):
                 d = out[stid]
                 d["NumberOfStudyRelatedSeries"] = d.get("NumberOfStudyRelatedSeries", 0) + nser
-                d["NumberOfStudyRelatedInstances"] = d.get("NumberOfStudyRelatedInstances", 0) + ninst
+                if instances:
+                    d["NumberOfStudyRelatedInstances"] = d.get("NumberOfStudyRelatedInstances", 0) + ninst
                 if modality:
                     d.setdefault("ModalitiesInStudy", set()).add(modality)
             for d in out.values():
@@ -164,12 +182,14 @@ def search(engine: Engine, level: str, keys: dict[str, str], *, limit: int | Non
 
 
 def iter_matches(engine: Engine, level: str, keys: dict[str, str], *, limit: int | None = None,
-                 append_star: frozenset = frozenset(), batch: int = 200) -> Iterator[dict]:
+                 append_star: frozenset = frozenset(), batch: int = 200,
+                 computed: frozenset | None = None) -> Iterator[dict]:
     """Rows at ``level`` matching ``keys`` (DICOM keywords or tags -> matching values), with
     the computed attributes of the level. The database narrows with each key's SQL
     condition; each row is then decided by its exact rule (app.store.matching), in batches,
     so only the rows looked at are counted. Keys of levels below ``level`` match through
-    the database alone (``lightbox ls -k Modality=MG`` at study level)."""
+    the database alone (``lightbox ls -k Modality=MG`` at study level). ``computed``: the
+    computed attributes wanted (None: all of the level's)."""
     if level not in LEVEL_TABLES:
         raise QueryError(f"level must be one of {', '.join(LEVELS)}")
     try:
@@ -206,6 +226,8 @@ def iter_matches(engine: Engine, level: str, keys: dict[str, str], *, limit: int
              "series": [series.c.SeriesNumber], "instance": [instance.c.InstanceNumber]}[level]
     q = q.order_by(*order, tables[-1].c.id)
     exact = [k for k in parsed if k.owner <= depth]
+    if computed is not None:  # those a rule matches on are needed too
+        computed = computed | {c for k in exact for c in k.columns if c in COMPUTED_AT}
     sent = 0
     with engine.connect() as conn:
         result = conn.execute(q)
@@ -213,7 +235,7 @@ def iter_matches(engine: Engine, level: str, keys: dict[str, str], *, limit: int
             rows = [dict(r._mapping) for r in result.fetchmany(batch)]
             if not rows:
                 return
-            counts = _counts(engine, level, [r["_id"] for r in rows])
+            counts = _counts(engine, level, [r["_id"] for r in rows], computed)
             for r in rows:
                 r.update(counts.get(r.pop("_id"), {}))
                 if all(k.matches(r) for k in exact):

@@ -110,3 +110,32 @@ def test_the_sql_condition_keeps_every_exact_match(vr, query):
                                               else select(table.c.v))}
     exact = {v for v in values if m(v)}
     assert exact <= narrowed and exact, (exact, narrowed)
+
+
+def test_keys_of_one_sequence_item_match_in_the_same_item():
+    from app.store.matching import same_item
+    rule = same_item({"RP": matcher("RP", "SH", "RP-100"), "SPS": matcher("SPS", "SH", "SPS-1*")})
+    assert rule(("RP-100\\RP-101", "SPS-100\\SPS-101"))        # item 1 has both
+    assert not rule(("RP-101\\RP-100", "SPS-100\\"))            # RP-100 is item 2, where SPS is empty
+    assert same_item({"RP": matcher("RP", "SH", "RP-101")})("RP-100\\RP-101")  # any item
+
+
+def test_non_ascii_values_narrow_only_on_their_ascii_parts():
+    """SQLite folds the case of ASCII letters only: a Cyrillic or accented pattern must not
+    make the database drop what the exact rule accepts."""
+    engine = create_engine("sqlite://")
+    table = Table("t", MetaData(), Column("v", String))
+    table.metadata.create_all(engine)
+    values = ["Иванов^Иван", "ИВАНОВ^ИВАН", "Müller^Jürgen", "MÜLLER^JÜRGEN", "Mueller^J"]
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"v": v} for v in values])
+        for query, want in (("иванов", {"Иванов^Иван", "ИВАНОВ^ИВАН"}), ("müller", {"Müller^Jürgen", "MÜLLER^JÜRGEN"})):
+            m = matcher("PatientName", "PN", query, append_star=True)
+            condition = m.sql(table.c.v)
+            rows = {r.v for r in conn.execute(select(table.c.v).where(condition) if condition is not None
+                                              else select(table.c.v))}
+            assert {v for v in rows if m(v)} == want
+        eq = matcher("StudyDescription", "LO", "ÉTUDE")
+        rows = {r.v for r in conn.execute(select(table.c.v).where(eq.sql(table.c.v)))} if eq.sql(table.c.v) is not None \
+            else set(values)
+        assert rows >= {v for v in values if eq(v)}
