@@ -406,3 +406,23 @@ def test_cancel_stops_the_responses(qr_node):
             assoc.send_c_cancel(9, context_id=assoc.accepted_contexts[0].context_id)
     assert got[0] in (0xFF00, 0xFF01) and got[-1] == 0xFE00 and len(got) < len(ARCHIVE.studies), got
     assoc.release()
+
+
+def test_relational_queries_are_negotiated(qr_node):
+    """Table 4-47: a caller asking for relational queries (SOP Class Extended Negotiation,
+    PS3.4 C.5.1.1) is told they are supported, for Patient Root and Study Root."""
+    from pynetdicom import AE
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+    ae = AE(ae_title="RELATIONAL")
+    items = []
+    for uid in ("1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"):
+        ae.add_requested_context(uid)
+        item = SOPClassExtendedNegotiation()
+        item.sop_class_uid, item.service_class_application_information = uid, b"\x01"
+        items.append(item)
+    assoc = ae.associate(qr_node.host, qr_node.port, ae_title=qr_node.aet, ext_neg=items)
+    assert assoc.is_established
+    answered = {str(i.sop_class_uid): bytes(i.service_class_application_information)
+                for i in assoc.acceptor.user_information if isinstance(i, SOPClassExtendedNegotiation)}
+    assoc.release()
+    assert answered == {"1.2.840.10008.5.1.4.1.2.1.1": b"\x01", "1.2.840.10008.5.1.4.1.2.2.1": b"\x01"}
