@@ -349,11 +349,11 @@ class Node:
                                 "use tls.mode = only to secure every port", aet, port)
         for (aet, port), services in groups.items():
             contexts = [build_context(uid, list(ts)) for s in services for uid, ts in SERVICE_CONTEXTS[s]()]
-            if "retrieve" in services:
+            if "retrieve" in services and "storage" in services:
                 # C-GET: a caller proposes the storage classes to receive on, taking the SCP
-                # role (SCP/SCU Role Selection), on the association of its C-GET
-                if "storage" not in services:
-                    contexts += [build_context(uid, list(ts)) for uid, ts in SERVICE_CONTEXTS["storage"]()]
+                # role (SCP/SCU Role Selection), on the association of its C-GET. (Retrieve
+                # on an AE/port without storage offers C-MOVE only: that port must not
+                # accept C-STOREs.)
                 storage_uids = {uid for uid, _ in SERVICE_CONTEXTS["storage"]()}
                 for cx in contexts:
                     if cx.abstract_syntax in storage_uids:
