@@ -305,8 +305,10 @@ class Node:
         self._refresh()
         # pynetdicom's standard handlers describe every PDU and DIMSE message for its INFO
         # and DEBUG logs: only worth their cost when those are shown (lightbox -v).
-        _config.LOG_HANDLER_LEVEL = ("standard" if logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
-                                     else "none")
+        verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
+        _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
+        # and it formats every C-FIND identifier for those logs (a tenth of a response's cost)
+        _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = verbose
         ae = AE(ae_title=self.setting("node.aet"))
         configure_ae(ae, settings)
         ae.maximum_associations = settings["node.max_associations"]

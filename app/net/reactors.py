@@ -34,6 +34,7 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.transport import AssociationSocket
 
 log = logging.getLogger(__name__)
 
@@ -188,14 +189,22 @@ def _assoc_run_reactor(self: Association) -> None:
     wake = getattr(self, "_lightbox_wake", None)
     if wake is None:  # the DUL loop was not ours (should not happen): keep pynetdicom's
         return _original_assoc_run(self)
-    self._is_paused = False
     while not self._kill:
-        wake.wait(_IDLE_STEP)
-        wake.clear()
-
+        # Idle, the loop touches no queue: it counts as paused, so a send_c_*() or release()
+        # of our own (a C-MOVE sub-association, a commitment report) that clears the
+        # checkpoint and spins until the reactor is paused goes on at once instead of
+        # waiting out the idle step (40-50 ms per image of a C-MOVE).
         self._is_paused = True
-        self._reactor_checkpoint.wait()
-        self._is_paused = False
+        wake.wait(_IDLE_STEP)
+        while True:
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+            if self._reactor_checkpoint.is_set():
+                break
+            # a pause began between the wait and the flag: whoever asked for it may already
+            # have seen us paused and be reading its response, so stay off the queues
+            self._is_paused = True
+        wake.clear()
 
         context_id, msg = self.dimse.get_msg(block=False)
         if msg:
@@ -236,7 +245,23 @@ def _assoc_run_reactor(self: Association) -> None:
             return
 
 
+_original_create_socket = AssociationSocket._create_socket
+
+
+def _create_socket(self: AssociationSocket, address):
+    """Sockets we open (C-MOVE destinations, reports) without Nagle's delay, as the
+    accepted ones: the last short PDU of each message would otherwise wait ~40 ms for the
+    peer's delayed ACK."""
+    sock = _original_create_socket(self, address)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+    return sock
+
+
 def install() -> None:
+    AssociationSocket._create_socket = _create_socket
     DULServiceProvider.run_reactor = _dul_run_reactor
     DULServiceProvider.send_pdu = _send_pdu
     Association._run_reactor = _assoc_run_reactor
