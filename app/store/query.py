@@ -223,7 +223,10 @@ def iter_matches(engine: Engine, level: str, keys: dict[str, str], *, limit: int
     if conds:
         q = q.where(and_(*conds))
     order = {"patient": [patient.c.PatientName], "study": [study.c.StudyDate.desc(), study.c.StudyTime.desc()],
-             "series": [series.c.SeriesNumber], "instance": [instance.c.InstanceNumber]}[level]
+             # IS values are text: by length first, so that 2 comes before 10 (no cast, which
+             # would fail on a malformed value in PostgreSQL)
+             "series": [func.length(series.c.SeriesNumber), series.c.SeriesNumber],
+             "instance": [func.length(instance.c.InstanceNumber), instance.c.InstanceNumber]}[level]
     q = q.order_by(*order, tables[-1].c.id)
     exact = [k for k in parsed if k.owner <= depth]
     if computed is not None:  # those a rule matches on are needed too
