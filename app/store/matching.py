@@ -172,6 +172,16 @@ _DA = re.compile(r"(\d{4})(\d{2})(\d{2})\Z")
 _DT = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\Z")
 
 
+def _instants(fields, first, last, frac: str | None) -> tuple[str, str]:
+    """(first, last instant) a value with only some ``fields`` given means: the missing
+    ones filled with their ``first`` / ``last`` values, the fraction to 6 digits. (Fields
+    after a missing one are missing too: the formats allow no gaps.)"""
+    frac = frac or ""
+    start = "".join(f or lo for f, lo in zip(fields, first)) + "." + frac.ljust(6, "0")
+    end = "".join(f or hi for f, hi in zip(fields, last)) + "." + frac.ljust(6, "9")
+    return start, end
+
+
 def _tm_bounds(text: str) -> tuple[str, str] | None:
     """A TM value as the first and last instant it means, 'HHMMSS.FFFFFF' each: '2230' is
     223000.000000 to 223059.999999. A colon-separated (ACR-NEMA) value is read too."""
@@ -179,14 +189,8 @@ def _tm_bounds(text: str) -> tuple[str, str] | None:
     m = _TM.match(text)
     if not m:
         return None
-    hh, mm, ss, frac = m.groups()
-    frac = frac or None
-    start = f"{hh}{mm or '00'}{ss or '00'}.{(frac or '').ljust(6, '0')}"
-    if frac is not None:
-        end = f"{hh}{mm}{ss}.{frac.ljust(6, '9')}"
-    else:
-        end = f"{hh}{mm or '59'}{ss or '59'}.999999"
-    return start, end
+    *fields, frac = m.groups()
+    return _instants(fields, ("00", "00", "00"), ("23", "59", "59"), frac)
 
 
 def _da_bounds(text: str) -> tuple[str, str] | None:
@@ -201,13 +205,8 @@ def _dt_bounds(text: str) -> tuple[str, str] | None:
     m = _DT.match(text)
     if not m:
         return None
-    y, mo, d, h, mi, s, frac = m.groups()
-    start = f"{y}{mo or '01'}{d or '01'}{h or '00'}{mi or '00'}{s or '00'}.{(frac or '').ljust(6, '0')}"
-    if frac is not None:
-        end = f"{y}{mo}{d}{h}{mi}{s}.{frac.ljust(6, '9')}"
-    else:
-        end = f"{y}{mo or '12'}{d or '31'}{h or '23'}{mi or '59'}{s or '59'}.999999"
-    return start, end
+    *fields, frac = m.groups()
+    return _instants(fields, ("", "01", "01", "00", "00", "00"), ("", "12", "31", "23", "59", "59"), frac)
 
 
 _BOUNDS = {"DA": _da_bounds, "TM": _tm_bounds, "DT": _dt_bounds}

@@ -71,13 +71,6 @@ def owner_level(keyword: str) -> str:
     return next(lv for lv, t in LEVEL_TABLES.items() if t is table)
 
 
-def condition(keyword: str, value: str):
-    """SQL condition for one matching key (a superset of what matches; see matching), or
-    None for universal matching."""
-    m = matching.matcher(keyword, vr_of(keyword), value, multi_column=keyword in MULTI_VALUED)
-    return m.sql(_column(keyword)) if m is not None else None
-
-
 @dataclass
 class _Key:
     columns: tuple[str, ...]   # the row values the rule reads (a date and a time for a pair)

@@ -922,33 +922,44 @@ def wait_indexed(port: int, aet: str, study_uid: str, count: int, timeout: float
         ae.shutdown()
 
 
-def c_move(port: int, aet: str, study_uid: str) -> dict:
-    """C-MOVE of the study to DEST_AET: seconds from the request to the final response."""
-    from pydicom.dataset import Dataset
-    ae = make_ae((STUDY_ROOT_MOVE,))
-    assoc = associate(ae, port, aet)
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = study_uid
+def _timed_retrieve(ae, assoc, send) -> dict:
+    """Seconds from the request to the final response, its status and counts."""
     final = None
     try:
         t0 = time.perf_counter()
-        for st, ident in assoc.send_c_move(ds, DEST_AET, STUDY_ROOT_MOVE):
+        for st, _ in send():
             if st is not None and "Status" in st:
                 final = st
         seconds = time.perf_counter() - t0
     finally:
         assoc.release()
         ae.shutdown()
+
+    def count(name: str) -> int:
+        return int(final.get(name, 0) or 0) if final is not None else 0
     return {"seconds": seconds, "status": int(final.Status) if final is not None else None,
-            "completed": int(final.get("NumberOfCompletedSuboperations", 0) or 0) if final is not None else 0,
-            "failed": int(final.get("NumberOfFailedSuboperations", 0) or 0) if final is not None else 0}
+            "completed": count("NumberOfCompletedSuboperations"), "failed": count("NumberOfFailedSuboperations")}
+
+
+def _study_identifier(study_uid: str):
+    from pydicom.dataset import Dataset
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = study_uid
+    return ds
+
+
+def c_move(port: int, aet: str, study_uid: str) -> dict:
+    """C-MOVE of the study to DEST_AET: seconds from the request to the final response."""
+    ae = make_ae((STUDY_ROOT_MOVE,))
+    assoc = associate(ae, port, aet)
+    return _timed_retrieve(ae, assoc, lambda: assoc.send_c_move(_study_identifier(study_uid), DEST_AET,
+                                                                STUDY_ROOT_MOVE))
 
 
 def c_get(port: int, aet: str, study_uid: str, sop_class: str) -> dict:
     """C-GET of the study over the SCU's association (SCP role for ``sop_class``, Explicit VR
     Little Endian only, as stored, so neither server transcodes); instances counted, not kept."""
-    from pydicom.dataset import Dataset
     from pynetdicom import build_role, evt
     ae = make_ae((STUDY_ROOT_GET,))
     ae.add_requested_context(sop_class, [EXPLICIT_LE])
@@ -961,23 +972,8 @@ def c_get(port: int, aet: str, study_uid: str, sop_class: str) -> dict:
 
     assoc = associate(ae, port, aet, ext_neg=[build_role(sop_class, scp_role=True)],
                       evt_handlers=[(evt.EVT_C_STORE, on_store)])
-    ds = Dataset()
-    ds.QueryRetrieveLevel = "STUDY"
-    ds.StudyInstanceUID = study_uid
-    final = None
-    try:
-        t0 = time.perf_counter()
-        for st, ident in assoc.send_c_get(ds, STUDY_ROOT_GET):
-            if st is not None and "Status" in st:
-                final = st
-        seconds = time.perf_counter() - t0
-    finally:
-        assoc.release()
-        ae.shutdown()
-    return {"seconds": seconds, "status": int(final.Status) if final is not None else None,
-            "received": received["n"], "mb": received["bytes"] / 1e6,
-            "completed": int(final.get("NumberOfCompletedSuboperations", 0) or 0) if final is not None else 0,
-            "failed": int(final.get("NumberOfFailedSuboperations", 0) or 0) if final is not None else 0}
+    out = _timed_retrieve(ae, assoc, lambda: assoc.send_c_get(_study_identifier(study_uid), STUDY_ROOT_GET))
+    return out | {"received": received["n"], "mb": received["bytes"] / 1e6}
 
 
 def clear(folder: Path) -> None:
