@@ -12,6 +12,7 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from app.dicom.element_writer import element, padded
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 _PIXEL_AND_AFTER = Tag(0x7FE0, 0x0000)
@@ -170,33 +171,20 @@ def _scan(buf: memoryview, implicit: bool, little: bool) -> dict:
     return out
 
 
-def _element(group_elem: int, vr: bytes, value: bytes) -> bytes:
-    """One Explicit VR Little Endian element of group 0002 (short form VRs and OB)."""
-    tag = struct.pack("<HH", group_elem >> 16, group_elem & 0xFFFF)
-    if vr == b"OB":
-        return tag + vr + b"\x00\x00" + struct.pack("<I", len(value)) + value
-    return tag + vr + struct.pack("<H", len(value)) + value
-
-
-def _padded(text: str, pad: bytes) -> bytes:
-    data = text.encode("ascii")
-    return data + pad if len(data) % 2 else data
-
-
 def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str,
                     source_aet: str | None) -> bytes:
     """Preamble + File Meta Information (PS3.10 §7.1), encoded directly: this runs once per
     received instance and pydicom's general writer costs half a millisecond here."""
     body = b"".join((
-        _element(0x00020001, b"OB", b"\x00\x01"),
-        _element(0x00020002, b"UI", _padded(sop_class, b"\x00")),
-        _element(0x00020003, b"UI", _padded(sop_instance, b"\x00")),
-        _element(0x00020010, b"UI", _padded(transfer_syntax, b"\x00")),
-        _element(0x00020012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\x00")),
-        _element(0x00020013, b"SH", _padded(IMPLEMENTATION_VERSION_NAME, b" ")),
-        _element(0x00020016, b"AE", _padded(source_aet, b" ")) if source_aet else b"",
+        element(0x00020001, "OB", b"\x00\x01", False),
+        element(0x00020002, "UI", padded(sop_class, b"\x00"), False),
+        element(0x00020003, "UI", padded(sop_instance, b"\x00"), False),
+        element(0x00020010, "UI", padded(transfer_syntax, b"\x00"), False),
+        element(0x00020012, "UI", padded(IMPLEMENTATION_CLASS_UID, b"\x00"), False),
+        element(0x00020013, "SH", padded(IMPLEMENTATION_VERSION_NAME, b" "), False),
+        element(0x00020016, "AE", padded(source_aet, b" "), False) if source_aet else b"",
     ))
-    return PREAMBLE + _element(0x00020000, b"UL", struct.pack("<I", len(body))) + body
+    return PREAMBLE + element(0x00020000, "UL", struct.pack("<I", len(body)), False) + body
 
 
 def split_part10(data: bytes | memoryview) -> tuple[Dataset | None, int]:

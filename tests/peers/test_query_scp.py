@@ -41,7 +41,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.multival import MultiValue
 
 from conftest import PEERS, NodeProcess, dcmtk, free_port, lightbox, ls_json, wait_port
-from peerutil import storescu
+from peerutil import echoscu, storescu
 from qr_samples import (
     ARCHIVE,
     CASES,
@@ -303,6 +303,36 @@ def test_max_matches_clips_and_still_succeeds(node_factory, tmp_path):
         {"tm_2231", "tm_224010_500"} and len(r.identifiers) == 2, r.summary()
 
 
+def test_database_failure_answers_c001_and_the_node_recovers(node_factory, tmp_path):
+    """Table 4-49: the archive's database failing under a C-FIND answers C001 "Unable to
+    process" with the reason, logs it, and the node keeps serving; once the database is back,
+    the same query answers again, without a restart."""
+    import sqlite3
+    home = tmp_path / "dbfail"
+    home.mkdir()
+    load(home, tmp_path / "files", patients("time_pt"))
+    node = node_factory(home).start()
+    keys = {"PatientID": "PID-TM", "StudyInstanceUID": ""}
+    r = findscu(node.host, node.port, node.aet, "S", "STUDY", keys, None, tmp_path / "before")
+    assert r.final == SUCCESS and len(r.identifiers) == 12, r.summary()
+    db = sqlite3.connect(home / "lightbox.db", timeout=30)
+    try:
+        db.execute("ALTER TABLE study RENAME TO study_away")  # the schema breaks under the node
+        db.commit()
+        r = findscu(node.host, node.port, node.aet, "S", "STUDY", keys, None, tmp_path / "during")
+        assert r.statuses == [0xC001] and r.identifiers == [], r.summary()
+        assert "archive query failed: no such table: study" in r.output, r.output[-2000:]
+        assert echoscu(node).returncode == 0
+    finally:
+        db.execute("ALTER TABLE study_away RENAME TO study")
+        db.commit()
+        db.close()
+    r = findscu(node.host, node.port, node.aet, "S", "STUDY", keys, None, tmp_path / "after")
+    assert r.final == SUCCESS and len(r.identifiers) == 12, r.summary()
+    log = (home / "logs" / "lightbox.log").read_text()
+    assert "the archive query failed" in log and "no such table" in log
+
+
 # -- the harness itself, against DCMTK's dcmqrscp ------------------------------------------
 def _loopback_shim() -> str:
     """The LD_PRELOAD shim of ../shared/peers (bind 0.0.0.0 -> 127.0.0.1), built on first use."""
@@ -387,15 +417,37 @@ def test_harness_against_dcmqrscp(dcmqrscp, tmp_path):
     assert r.final == SUCCESS and len(r.identifiers) == 3, r.summary()  # dcmqrscp ignores the sequence
 
 
-def test_cancel_stops_the_responses(qr_node):
+def _bulk_studies(home: Path, count: int) -> None:
+    """``count`` studies of one patient as index rows only (no files: C-FIND never opens one)."""
+    from app.store.archive import Archive
+    from app.store.schema import patient, study
+    archive = Archive(home)
+    try:
+        with archive.engine.begin() as conn:
+            pid = conn.execute(patient.insert().values(PatientID="PID-MANY", IssuerOfPatientID="",
+                                                       PatientName="Many^Studies")).inserted_primary_key[0]
+            conn.execute(study.insert(), [{"patient_id": pid, "StudyInstanceUID": f"2.25.{n}",
+                                           "StudyDate": "20240101", "AccessionNumber": f"MANY{n}"}
+                                          for n in range(1, count + 1)])
+    finally:
+        archive.close()
+
+
+def test_cancel_stops_the_responses(node_factory, tmp_path):
     """C-CANCEL (no DCMTK client sends one: pynetdicom's SCU does) ends the responses with
-    0xFE00 before all matches are sent."""
+    0xFE00 before all matches are sent. 20,000 matches: far more than the node can send
+    before the cancel, sent after the first response, arrives."""
     from pydicom.dataset import Dataset
     from pynetdicom import AE
+    home = tmp_path / "many"
+    home.mkdir()
+    lightbox(home, "config", "set", "node.max_matches", "20000")
+    _bulk_studies(home, 20000)
+    node = node_factory(home).start()
     study_root = "1.2.840.10008.5.1.4.1.2.2.1"
     ae = AE(ae_title="CANCELLER")
     ae.add_requested_context(study_root)
-    assoc = ae.associate(qr_node.host, qr_node.port, ae_title=qr_node.aet)
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet)
     assert assoc.is_established
     query = Dataset()
     query.QueryRetrieveLevel, query.StudyInstanceUID, query.PatientName = "STUDY", "", ""
@@ -404,8 +456,9 @@ def test_cancel_stops_the_responses(qr_node):
         got.append(int(status.Status))
         if len(got) == 1:
             assoc.send_c_cancel(9, context_id=assoc.accepted_contexts[0].context_id)
-    assert got[0] in (0xFF00, 0xFF01) and got[-1] == 0xFE00 and len(got) < len(ARCHIVE.studies), got
+    assert got[0] in (0xFF00, 0xFF01) and got[-1] == 0xFE00 and len(got) < 20000, got[-3:]
     assoc.release()
+    assert "cancelled after" in node.output() or "cancelled after" in (home / "logs" / "lightbox.log").read_text()
 
 
 def test_relational_queries_are_negotiated(qr_node):

@@ -17,7 +17,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from conftest import ROOT, dcmtk, free_port, lightbox, run_dcmtk, wait_port
+from conftest import ROOT, dcmtk, free_port, lightbox, ls_json, run_dcmtk, wait_port
 from peerutil import ct_dataset, run_tool, save, storescu
 
 pytestmark = pytest.mark.peers
@@ -126,6 +126,56 @@ def test_move_decompresses_for_a_destination_that_takes_only_uncompressed(archiv
     for uid, path in got.items():
         assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
         assert _pixels_digest(path) == archive_node["digests"][uid]  # lossless: the same pixels
+
+
+def _stored(archive_node) -> dict[str, Path]:
+    home = archive_node["node"].home
+    return {r["SOPInstanceUID"]: home / "archive" / r["path"] for r in ls_json(home, "instance")}
+
+
+def test_move_sends_the_stored_data_set_unchanged(archive_node):
+    """A destination that takes the stored transfer syntax (JPEG lossless here) gets the data
+    set exactly as archived, byte for byte: not decompressed, not re-encoded."""
+    from app.dicom.encoding import split_part10
+    node, study = archive_node["node"], archive_node["studies"]["jpeg"]
+    _, folder, _ = archive_node["peers"]["STORESCP"]
+    out = movescu(node, "STORESCP", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study}")
+    assert final_status(out.stdout) == "0x0000" and counts(out.stdout) == (0, 4, 0, 0), out.stdout
+    stored = _stored(archive_node)
+    got = {uid: p for uid, p in received(folder).items() if uid in archive_node["digests"] and
+           pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID == study}
+    assert len(got) == 4
+    for uid, path in got.items():
+        sent, kept = path.read_bytes(), stored[uid].read_bytes()
+        assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+        assert sent[split_part10(sent)[1]:] == kept[split_part10(kept)[1]:]
+
+
+def test_a_lost_file_is_a_failed_sub_operation(archive_node, tmp_path):
+    """An archived file gone from the disk: that sub-operation fails (B000, the others
+    complete), the log names the file, and the node keeps serving."""
+    from conftest import NodeProcess
+    home = tmp_path / "lost"
+    home.mkdir()
+    lightbox(home, "config", "set", "policy.check_calling_ae", "false")
+    study, series = generate_uid(), generate_uid()
+    files = [save(ct_dataset(study, series, generate_uid(), i + 1, size=32, seed=i), tmp_path / f"l{i}.dcm")
+             for i in range(3)]
+    node = NodeProcess(home).start()
+    try:
+        assert storescu(node, *files).returncode == 0
+        _, folder, port = archive_node["peers"]["STORESCP"]
+        lightbox(home, "nodes", "add", "STORESCP", "--aet", "STORESCP", "--host", "127.0.0.1", "--port", str(port))
+        rows = ls_json(home, "instance")
+        lost = home / "archive" / rows[1]["path"]
+        lost.unlink()
+        out = movescu(node, "STORESCP", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study}")
+        assert final_status(out.stdout) == "0xB000" and counts(out.stdout) == (0, 2, 1, 0), out.stdout
+        assert str(lost) in node.output() or str(lost) in (home / "logs" / "lightbox.log").read_text()
+        assert len([p for p in received(folder).values()
+                    if pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID == study]) == 2
+    finally:
+        node.kill()
 
 
 def test_move_refusals(archive_node):
