@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from app import __version__, logs
@@ -31,6 +32,14 @@ def _engine(args):
 def _audit(engine, action: str, detail: str) -> None:
     from app.store import audit, users
     audit.log(engine, users.os_actor(), action, detail)
+
+
+def _remote_node(archive, name: str):
+    from app.store import nodes
+    node = nodes.get_node(archive.engine, name)
+    if node is None:
+        raise CliError(f"no node named '{name}' (see 'lightbox nodes list')")
+    return node
 
 
 def _print_json(obj) -> None:
@@ -65,9 +74,14 @@ def cmd_node(args) -> int:
         node.stop(grace=0)
         archive.close()
         raise CliError(str(exc)) from None
+    # the jobs (sends, retrieves) of this data home: queued or interrupted ones resume here
+    from app.jobs.runners import make_job_queue
+    jobs = make_job_queue(archive)
+    jobs.start()
     while not stop.wait(0.5):
         if workers > 1:
             node.respawn_dead()
+    jobs.stop()
     node.stop()
     archive.close()
     print("Lightbox node stopped", file=sys.stderr, flush=True)
@@ -96,6 +110,127 @@ def cmd_import(args) -> int:
         for path, reason in summary.rejected:
             print(f"  rejected {path}: {reason}")
     return 0 if not summary.rejected or summary.imported + summary.present else 1
+
+
+# -- send -------------------------------------------------------------------------------
+def cmd_send(args) -> int:
+    from app import events
+    from app.jobs import send_job
+    from app.jobs.queue import DONE, JobQueue
+    from app.progress import Progress
+    archive = _archive(args)
+    try:
+        node = _remote_node(archive, args.node)
+        if args.study or args.series:
+            archive.settle()
+            uid = args.study or args.series
+            instances = send_job.archive_instances(archive, study=args.study, series=args.series)
+            if not instances:
+                raise CliError(f"no {'study' if args.study else 'series'} {uid} in the local archive")
+            what = f"{'study' if args.study else 'series'} {uid}"
+            rejected = []
+        else:
+            missing = [p for p in args.paths if not p.exists()]
+            if missing:
+                raise CliError(f"not found: {', '.join(map(str, missing))}")
+            instances, rejected = send_job.file_instances(args.paths)
+            for path, reason in rejected:
+                print(f"  skipped {path}: {reason}", file=sys.stderr)
+            if not instances:
+                raise CliError("no DICOM instance to send in " + ", ".join(map(str, args.paths)))
+            what = f"{len(instances)} file{'s' if len(instances) != 1 else ''}"
+        queue = JobQueue(archive.engine, {send_job.KIND: send_job.runner(archive)})
+        job_id = queue.submit(send_job.KIND, send_job.title(node.name, what, len(instances)),
+                              send_job.params(node.name, instances, archive.files.root),
+                              group=send_job.group(node.name))
+        _audit(archive.engine, "send", f"{what} to {node.name} ({node.aet}@{node.host}:{node.port}), job {job_id}")
+        bar = Progress(len(instances), f"send to {node.name}")
+
+        def on_update(job: dict) -> None:
+            if job["id"] == job_id and job["done"] > bar.done:
+                bar.advance(job["done"] - bar.done, job["message"])
+        unsubscribe = events.subscribe("job-updated", on_update)
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                queue.run_here(job_id)
+            finally:
+                finished.set()
+        threading.Thread(target=work, name="send").start()
+        try:
+            while not finished.wait(0.2):  # not Thread.join: a Ctrl-C inside it can end the join early
+                pass
+        except KeyboardInterrupt:
+            print("\ninterrupted: the job stops after the current image and resumes at the next start "
+                  "of Lightbox (GUI or 'lightbox node')", file=sys.stderr)
+            queue.interrupt()
+            finished.wait()
+        finally:
+            unsubscribe()
+            bar.close()
+        job = queue.get(job_id)
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(job.as_dict())
+    else:
+        print(f"job {job.id} {job.status}: {job.message}")
+    return 0 if job.status == DONE and not rejected else 1
+
+
+# -- query ------------------------------------------------------------------------------
+_QUERY_COLUMNS = {
+    "patient": ["PatientName", "PatientID", "PatientBirthDate", "PatientSex"],
+    "study": ["PatientName", "PatientID", "StudyDate", "AccessionNumber", "ModalitiesInStudy", "StudyDescription",
+              "NumberOfStudyRelatedInstances", "StudyInstanceUID"],
+    "series": ["StudyInstanceUID", "SeriesNumber", "Modality", "SeriesDescription", "NumberOfSeriesRelatedInstances",
+               "SeriesInstanceUID"],
+    "image": ["SeriesInstanceUID", "InstanceNumber", "SOPClassUID", "SOPInstanceUID"],
+}
+
+
+def _values(ds) -> dict:
+    """A response identifier as keyword -> text (multiple values joined by backslashes)."""
+    out = {}
+    for elem in ds:
+        if elem.keyword and elem.VR != "SQ" and elem.keyword not in ("SpecificCharacterSet",):
+            value = elem.value
+            if value is None or value == "":
+                continue
+            out[elem.keyword] = "\\".join(map(str, value)) if elem.VM > 1 else str(value)
+    return out
+
+
+def cmd_query(args) -> int:
+    from app.net.query_retrieve import QueryFailed, find_remote
+    archive = _archive(args)
+    try:
+        node = _remote_node(archive, args.node)
+        try:
+            matches, note = find_remote(archive.settings, node, args.level, _keys(args.key), model=args.model)
+        except QueryFailed as exc:
+            raise CliError(str(exc)) from None
+        except ValueError as exc:  # a keyword pydicom does not know
+            raise CliError(f"bad key: {exc}") from None
+    finally:
+        archive.close()
+    rows = [_values(ds) for ds in matches]
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        _print_json(rows)
+        return 0
+    _print_table(_QUERY_COLUMNS[args.level], rows)
+    print(f"{len(rows)} match{'es' if len(rows) != 1 else ''} from {node.aet}", file=sys.stderr)
+    return 0
+
+
+def _print_table(cols: list[str], rows: list[dict]) -> None:
+    table = [cols] + [[str(r.get(c) if r.get(c) is not None else "") for c in cols] for r in rows]
+    widths = [min(40, max(len(row[i]) for row in table)) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(v[:40].ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
 # -- ls ---------------------------------------------------------------------------------
@@ -132,11 +267,7 @@ def cmd_ls(args) -> int:
     if args.json:
         _print_json([{k: v for k, v in r.items() if v is not None} for r in rows])
         return 0
-    cols = _LS_COLUMNS[args.level]
-    table = [cols] + [[str(r.get(c) if r.get(c) is not None else "") for c in cols] for r in rows]
-    widths = [min(40, max(len(row[i]) for row in table)) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(v[:40].ljust(w) for v, w in zip(row, widths)).rstrip())
+    _print_table(_LS_COLUMNS[args.level], rows)
     return 0
 
 
@@ -187,16 +318,15 @@ def cmd_nodes(args) -> int:
 
 def _echo(archive, name: str) -> int:
     from app.net import verification
-    from app.store import nodes
-    node = nodes.get_node(archive.engine, name)
-    if node is None:
-        raise CliError(f"no node named '{name}' (see 'lightbox nodes list')")
+    node = _remote_node(archive, name)
+    started = time.monotonic()
     try:
         status = verification.echo_node(archive.settings, node)
     except ConnectionError as exc:
         raise CliError(str(exc)) from None
+    ms = (time.monotonic() - started) * 1000
     print(f"C-ECHO {node.aet}@{node.host}:{node.port}: status 0x{status:04X}"
-          + (" (success)" if status == 0 else ""))
+          + (" (success)" if status == 0 else "") + f", {ms:.0f} ms round trip (association, echo, release)")
     return 0 if status == 0 else 1
 
 
@@ -385,6 +515,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_import)
 
+    s = sub.add_parser("send", help="send studies, series or files to a remote node (a job)")
+    s.add_argument("node", help="remote node name (see 'lightbox nodes list')")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--study", metavar="UID", help="a study of the local archive")
+    what.add_argument("--series", metavar="UID", help="a series of the local archive")
+    what.add_argument("paths", nargs="*", type=Path, default=[], help="DICOM files or folders")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_send)
+
+    s = sub.add_parser("query", help="search a remote node (C-FIND)")
+    s.add_argument("node", help="remote node name (see 'lightbox nodes list')")
+    s.add_argument("--level", default="study", choices=["patient", "study", "series", "image"])
+    s.add_argument("--model", default="study", choices=["study", "patient", "patient-study"],
+                   help="query/retrieve information model (default: study root)")
+    s.add_argument("-k", "--key", action="append", default=[], metavar="KEYWORD=VALUE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_query)
+
     s = sub.add_parser("ls", help="list the local archive")
     s.add_argument("--level", default="study", choices=["patient", "study", "series", "instance"])
     s.add_argument("-k", "--key", action="append", default=[], metavar="KEYWORD=VALUE")
@@ -475,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.home = data_home(args.home)
     fn = getattr(args, "fn", cmd_gui)
-    logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import))
+    logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import, cmd_send))
     try:
         return fn(args)
     except (CliError, SettingsError) as exc:

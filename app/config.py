@@ -60,6 +60,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("policy.check_calling_ae", True, "accept only configured remote nodes as callers"),
     Setting("policy.async_window", 16, "window offered when a peer asks for an unlimited one (§4.2.1.2.1)", 1, 65535),
     Setting("storage.free_space_floor_mb", 500, "refuse to store (A700) below this much free disk, MB", 0, 10**7),
+    # sending (spec §4.2.1.3.1.1: retries of transient failures, default 2, 30 s apart)
+    Setting("send.retries", 2, "retries of a send after a transient failure (unreachable, dropped)", 0, 100),
+    Setting("send.retry_interval", 30, "s between the retries of a send", 1, 3600),
     Setting("viewer.cache_mb", 1024, "memory for decoded images per open series in the viewer, MB", 64, 65536),
     # secure transport (spec §4.4.1.1, §7.1.2 — TLS 1.2/1.3 instead of TLS 1.0)
     Setting("tls.mode", "off", "off | also (TLS on tls.port besides plain) | only (secure only)",

@@ -187,22 +187,43 @@ def file_meta_bytes(sop_class: str, sop_instance: str, transfer_syntax: str,
     return PREAMBLE + element(0x00020000, "UL", struct.pack("<I", len(body)), False) + body
 
 
-def split_part10(data: bytes | memoryview) -> tuple[Dataset | None, int]:
-    """(file meta, offset of the dataset) of a Part 10 file; (None, 0) for a bare dataset."""
+def _meta_elements(data: bytes | memoryview) -> tuple[dict[int, bytes], int] | None:
+    """The group 2 elements of a Part 10 file (always Explicit VR Little Endian) as raw
+    values by element number, and where the dataset starts; None for a bare dataset."""
     if len(data) < 132 or bytes(data[128:132]) != b"DICM":
-        return None, 0
-    # Walk the group 2 elements (always Explicit VR Little Endian) to find where they end.
-    pos = 132
+        return None
+    pos, values = 132, {}
     while pos + 8 <= len(data) and bytes(data[pos:pos + 2]) == b"\x02\x00":
+        element = struct.unpack("<H", data[pos + 2:pos + 4])[0]
         if bytes(data[pos + 4:pos + 6]) in _LONG_VRS:
             (length,) = struct.unpack("<I", data[pos + 8:pos + 12])
-            pos += 12 + length
+            start = pos + 12
         else:
             (length,) = struct.unpack("<H", data[pos + 6:pos + 8])
-            pos += 8 + length
+            start = pos + 8
+        values[element] = bytes(data[start:start + length])
+        pos = start + length
     if pos > len(data):
         raise ValueError("file meta information is truncated")
+    return values, pos
+
+
+def split_part10(data: bytes | memoryview) -> tuple[Dataset | None, int]:
+    """(file meta, offset of the dataset) of a Part 10 file; (None, 0) for a bare dataset."""
+    found = _meta_elements(data)
+    if found is None:
+        return None, 0
+    pos = found[1]
     meta = read_dataset(BytesIO(bytes(data[132:pos])), False, True)
     return meta, pos
 
 
+def stored_transfer_syntax(data: bytes | memoryview) -> tuple[str | None, int]:
+    """(Transfer Syntax UID of the file meta, offset of the dataset) without decoding the
+    meta (sending a stored instance as it is needs only these); (None, 0) for a bare dataset."""
+    found = _meta_elements(data)
+    if found is None:
+        return None, 0
+    values, pos = found
+    ts = values.get(0x0010)
+    return (ts.rstrip(b"\x00 ").decode("ascii", "replace") if ts is not None else None), pos

@@ -51,3 +51,19 @@ def stored_at(level: str) -> tuple[QrAttribute, ...]:
         seen.add(a.column)
         out.append(a)
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ScuAttribute:
+    level: str                 # study | series
+    path: tuple[str, ...]      # keyword, or (sequence keyword, item keyword)
+    unique: bool
+    searchable: bool           # the user may enter a value ("enter value")
+
+
+@cache
+def table_4_18() -> tuple[ScuAttribute, ...]:
+    """Spec Table 4-18: what our study / series queries ask for and let the user search on
+    (resources/spec/qr_scu_attributes.tsv)."""
+    return tuple(ScuAttribute(level, tuple(path.split("/")), typ == "U", user_input == "enter")
+                 for level, path, typ, user_input, _ui in read_tsv("spec", "qr_scu_attributes.tsv"))

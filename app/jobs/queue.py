@@ -130,9 +130,7 @@ class JobQueue:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking jobs; running ones are asked to stop and resume at the next start."""
-        with self._lock:
-            self._stopping = True
-            self._lock.notify_all()
+        self.interrupt()
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
@@ -196,16 +194,33 @@ class JobQueue:
                 return job
             time.sleep(0.05)
 
+    def run_here(self, job_id: int) -> Job | None:
+        """Run one queued job in the calling thread, without workers and without touching
+        other jobs (the command line: ``lightbox send`` runs its own job and waits)."""
+        job = self._claim(only=job_id)
+        if job is not None:
+            self._announce(job.id)
+            self._run(job)
+        return self.get(job_id)
+
+    def interrupt(self) -> None:
+        """Stop what runs here; running jobs go back to the queue and resume at the next start."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+
     # -- workers --------------------------------------------------------------------------
     def _cancel_requested(self, job_id: int) -> bool:
         with self._lock:
             return job_id in self._cancel or self._stopping
 
-    def _claim(self) -> Job | None:
-        """The oldest queued job whose group is not busy, marked running."""
+    def _claim(self, only: int | None = None) -> Job | None:
+        """The oldest queued job (or job ``only``) whose group is not busy, marked running."""
         with self.engine.begin() as conn:
-            queued = conn.execute(select(job_table).where(job_table.c.status == QUEUED)
-                                  .order_by(job_table.c.id)).fetchall()
+            q = select(job_table).where(job_table.c.status == QUEUED)
+            if only is not None:
+                q = q.where(job_table.c.id == only)
+            queued = conn.execute(q.order_by(job_table.c.id)).fetchall()
             for row in queued:
                 with self._lock:
                     if row.group_key and row.group_key in self._running_groups:

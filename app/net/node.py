@@ -20,7 +20,7 @@ from pynetdicom import AE, _config, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import acse_hooks, fast_responses, query_retrieve, reactors, storage, tls, verification
+from app.net import acse_hooks, direct_messages, query_retrieve, reactors, storage, tls, verification
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
 
@@ -154,7 +154,7 @@ class Node:
         node.max_associations holds across every worker process."""
         acse_hooks.install()
         reactors.install()
-        fast_responses.install()
+        direct_messages.install()
         self.dispatch_only = dispatch_only
         self.shared_load = shared_load
         self.archive = archive

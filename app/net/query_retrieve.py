@@ -15,18 +15,16 @@ import logging
 import warnings
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from pydicom.charset import convert_encodings, encode_string
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.tag import Tag
-from pydicom.uid import UID
 
 from app.dicom import statuses
-from app.dicom.encoding import split_part10
 from app.dicom.qr_attributes import table_4_48
 from app.dicom.transfer_syntaxes import UNCOMPRESSED
-from app.net.fast_responses import PreEncoded
+from app.net.direct_messages import PreEncoded
+from app.net.storage import Instance, outgoing_contexts, to_send
 from app.store import query
 
 log = logging.getLogger(__name__)
@@ -308,14 +306,6 @@ def retrieve_contexts() -> list[tuple[str, tuple[str, ...]]]:
     return [(uid, UNCOMPRESSED) for m in MODELS for uid in (m.move, m.get)]
 
 
-@dataclass(frozen=True)
-class Instance:
-    path: str
-    sop_class: str
-    sop_instance: str
-    transfer_syntax: str
-
-
 def instances_to_retrieve(archive, identifier: Dataset, model: Model) -> list[Instance]:
     """The instances a C-MOVE / C-GET identifier names: the unique key of its level (a list
     allowed) and the keys above it. Refused (A900) without the level's unique key."""
@@ -331,86 +321,6 @@ def instances_to_retrieve(archive, identifier: Dataset, model: Model) -> list[In
     for row in query.iter_matches(archive.engine, "instance", request.keys, computed=frozenset()):
         out.append(Instance(str(archive.files.absolute(row["path"])), row.get("SOPClassUID") or "",
                             row.get("SOPInstanceUID") or "", row.get("TransferSyntaxUID") or ""))
-    return out
-
-
-class StoredInstance(Dataset):
-    """An archived instance sent as it is stored: the data set's bytes after the File Meta
-    Information, never parsed nor re-encoded (pydicom would take ~5 ms per CT image each way).
-    Only handed to pynetdicom when the peer accepted the stored transfer syntax for its SOP
-    class: pynetdicom then picks that exact context, whose encoding is the stored one."""
-
-    def __init__(self, instance: Instance):
-        super().__init__()
-        self.SOPClassUID, self.SOPInstanceUID = instance.sop_class, instance.sop_instance
-        self.file_meta = FileMetaDataset()
-        self.file_meta.TransferSyntaxUID = instance.transfer_syntax
-        self.lightbox_instance = instance
-
-    def lightbox_encoded(self, implicit: bool, little: bool, deflated: bool) -> bytes | None:
-        ts = UID(self.lightbox_instance.transfer_syntax)
-        if (implicit, little, deflated) != (ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated):
-            return None
-        path = self.lightbox_instance.path
-        try:
-            data = Path(path).read_bytes()
-            meta, offset = split_part10(data)
-        except (OSError, ValueError) as exc:
-            log.error("cannot read %s for a retrieve: %s", path, exc)
-            raise
-        if meta is None or meta.get("TransferSyntaxUID") != ts:
-            return None  # not what the index says: decoded and encoded by pydicom instead
-        return data[offset:]
-
-    def lightbox_dataset(self) -> Dataset:
-        ds = _read(self.lightbox_instance)
-        if ds is None:
-            raise ValueError(f"cannot read {self.lightbox_instance.path}")
-        return ds
-
-
-def _to_send(instance: Instance, accepted: list) -> Dataset | None:
-    """What to hand pynetdicom for one sub-operation, given the contexts the peer accepted
-    (for C-GET, those where we are the storage SCU): the stored bytes when it took the
-    stored transfer syntax; else the data set decompressed when it took an uncompressed
-    one (any uncompressed syntax carries uncompressed data); else as stored, and the
-    C-STORE fails and is counted as a failed sub-operation. None: unreadable."""
-    syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class}
-    ts = UID(instance.transfer_syntax)
-    if ts in syntaxes and not ts.is_deflated:
-        return StoredInstance(instance)
-    ds = _read(instance)
-    if ds is not None and ds.file_meta.TransferSyntaxUID.is_compressed and syntaxes & set(UNCOMPRESSED):
-        ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
-    return ds
-
-
-def _read(instance: Instance) -> Dataset | None:
-    import pydicom
-    try:
-        return pydicom.dcmread(instance.path)
-    except Exception as exc:  # noqa: BLE001 - counted as a failed sub-operation
-        log.error("cannot read %s for a retrieve: %s", instance.path, exc)
-        return None
-
-
-def _storage_contexts(instances: list[Instance]) -> list:
-    """Contexts to offer a move destination: per SOP class, the stored transfer syntaxes on
-    their own (so that an acceptor taking them is not pushed to an uncompressed one) and
-    the uncompressed ones; one context per class when that would exceed 128."""
-    from pydicom.uid import UID
-    from pynetdicom import build_context
-    by_class: dict[str, set[str]] = {}
-    for i in instances:
-        by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
-    out = []
-    for sop, syntaxes in sorted(by_class.items()):
-        compressed = sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed)
-        if compressed:
-            out.append(build_context(sop, compressed))
-        out.append(build_context(sop, list(UNCOMPRESSED)))
-    if len(out) > 128:
-        out = [build_context(sop, sorted(s | set(UNCOMPRESSED))) for sop, s in sorted(by_class.items())][:128]
     return out
 
 
@@ -446,7 +356,7 @@ def handle_move(event, archive):
         log.error("C-MOVE from %s: cannot open an association to %s: %s", caller, destination, exc)
         yield None, None
         return
-    kwargs["contexts"] = _storage_contexts(found) if found else [build_default_context()]
+    kwargs["contexts"] = outgoing_contexts(found) if found else [build_default_context()]
     kwargs["evt_handlers"] = [(evt.EVT_ACCEPTED, lambda e: accepted.__setitem__("assoc", e.assoc))]
     yield node.host, node.port, kwargs
     if refused is not None:
@@ -462,7 +372,7 @@ def handle_move(event, archive):
             yield statuses.CANCELLED, None
             return
         assoc = accepted.get("assoc")
-        ds = _to_send(instance, assoc.accepted_contexts if assoc else [])
+        ds = to_send(instance, assoc.accepted_contexts if assoc else [])
         yield statuses.PENDING, ds if ds is not None else "unreadable"  # not a dataset: a failure
 
 
@@ -496,5 +406,116 @@ def handle_get(event, archive):
             log.info("C-GET from %s cancelled", caller)
             yield statuses.CANCELLED, None
             return
-        ds = _to_send(instance, ours)
+        ds = to_send(instance, ours)
         yield statuses.PENDING, ds if ds is not None else "unreadable"
+
+
+# -- SCU: querying a remote node (spec §4.2.1.3.4, Tables 4-14 to 4-18) ------------------------
+SCU_LEVELS = {"patient": "PATIENT", "study": "STUDY", "series": "SERIES", "image": "IMAGE"}
+MODEL_BY_NAME = {m.name: m for m in MODELS}
+# the unique key of the level above, which a hierarchical query must give (PS3.4 C.4.1.2.1)
+_PARENT_KEY = {"SERIES": "StudyInstanceUID", "IMAGE": "SeriesInstanceUID"}
+
+
+class QueryFailed(Exception):
+    """A remote query or retrieve that did not succeed, in words for the user."""
+
+
+def scu_identifier(level: str, keys: dict[str, str]) -> tuple[Dataset, bool]:
+    """(identifier, relational needed): the keys given, plus Table 4-18's return keys of the
+    level (study keys too for a series query, so results can be shown by study). Specific
+    Character Set ISO_IR 192 only when a value is not ASCII."""
+    from pydicom.datadict import dictionary_VR
+
+    from app.dicom.qr_attributes import table_4_18
+    qr_level = SCU_LEVELS[level]
+    ds = Dataset()
+    ds.QueryRetrieveLevel = qr_level
+    wanted = {"study": ("study",), "series": ("study", "series"), "image": ("study", "series"),
+              "patient": ()}[level]
+    for attr in table_4_18():
+        if attr.level in wanted and len(attr.path) == 1:
+            setattr(ds, attr.path[0], None)
+    if qr_level == "IMAGE":
+        ds.SOPInstanceUID, ds.SOPClassUID, ds.InstanceNumber = None, None, None
+    if qr_level == "PATIENT":
+        ds.PatientName = ds.PatientID = ds.PatientBirthDate = ds.PatientSex = None
+    for key, value in keys.items():
+        kw = query.keyword_of(key)
+        vr = dictionary_VR(kw)
+        setattr(ds, kw, (int(value) if value not in ("", None) else None) if vr in ("US", "UL") else value)
+    if any(isinstance(v, str) and not v.isascii() for v in keys.values()):
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    parent = _PARENT_KEY.get(qr_level)
+    relational = bool(parent) and not str(ds.get(parent, "") or "").strip()
+    return ds, relational
+
+
+def find_remote(settings, node, level: str, keys: dict[str, str], *, model: str = "study",
+                on_pending=None, cancelled=lambda: False) -> tuple[list[Dataset], str]:
+    """C-FIND ``node`` (app.store.nodes.RemoteNode): (matches, note). Relational queries are
+    negotiated when the keys need them (Table 4-15); statuses per Table 4-16: pending answers
+    are collected (``on_pending(count)`` tells the caller), FF01 is noted, anything else
+    raises QueryFailed with the reason; a timeout or abort too (Table 4-17)."""
+    from pynetdicom import build_context
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    from app.net.remote import AssociationFailed, open_association, scu_ae
+    chosen = MODEL_BY_NAME[model]
+    if SCU_LEVELS[level] not in chosen.levels:
+        raise QueryFailed(f"the {model} root model has no {level} level ({', '.join(chosen.levels).lower()})")
+    identifier, relational = scu_identifier(level, keys)
+    ext = []
+    if relational and chosen.find in RELATIONAL:
+        item = SOPClassExtendedNegotiation()
+        item.sop_class_uid, item.service_class_application_information = chosen.find, b"\x01"
+        ext.append(item)
+    ae = scu_ae(settings)
+    ae.dimse_timeout = settings["timeouts.query"]
+    try:
+        assoc = open_association(ae, settings, node, [build_context(chosen.find, list(UNCOMPRESSED))],
+                                 **({"ext_neg": ext} if ext else {}))
+    except AssociationFailed as exc:
+        raise QueryFailed(str(exc)) from None
+    matches: list[Dataset] = []
+    note = ""
+    try:
+        for status, ds in assoc.send_c_find(identifier, chosen.find):
+            if not status or "Status" not in status:
+                raise QueryFailed(f"{node.aet} did not answer the query in time (timeouts.query) "
+                                  "or dropped the association")
+            code = int(status.Status)
+            if code in (statuses.PENDING, statuses.PENDING_WARNING):
+                if ds is not None:
+                    matches.append(ds)
+                if code == statuses.PENDING_WARNING:
+                    note = f"{node.aet} did not match on some keys (status FF01): more results than asked for"
+                if on_pending:
+                    on_pending(len(matches))
+                if cancelled():
+                    assoc.send_c_cancel(1, context_id=assoc.accepted_contexts[0].context_id)
+                continue
+            if code == statuses.SUCCESS:
+                break
+            if code == statuses.CANCELLED:
+                note = "cancelled"
+                break
+            comment = str(status.get("ErrorComment", "") or "").strip()
+            raise QueryFailed(f"{node.aet} refused the query: status 0x{code:04X}"
+                              + (f" ({comment})" if comment else "") + _find_failure_hint(code))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if relational and not ext:
+        note = (note + "; " if note else "") + "relational query (no parent key) in a model without relational support"
+    return matches, note
+
+
+def _find_failure_hint(code: int) -> str:
+    if code == 0xA700:
+        return ": the remote node is out of resources, try again later"
+    if 0xA900 <= code <= 0xA9FF:
+        return ": the remote node does not understand these keys; try fewer"
+    if 0xC000 <= code <= 0xCFFF:
+        return ": the remote node could not process the query"
+    return ""

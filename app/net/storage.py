@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import logging
 
-from pydicom.dataset import Dataset
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from app.dicom import statuses
 from app.dicom.sop_classes import storage_scp_classes
-from app.dicom.transfer_syntaxes import STORAGE_SCP
+from app.dicom.encoding import stored_transfer_syntax
+from app.dicom.transfer_syntaxes import STORAGE_SCP, UNCOMPRESSED
 from app.store.ingest import Ingest
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Instance:
+    path: str
+    sop_class: str
+    sop_instance: str
+    transfer_syntax: str
 
 
 def scp_contexts() -> list[tuple[str, tuple[str, ...]]]:
@@ -38,3 +51,134 @@ def handle_store(event, ingest: Ingest):
     rsp.Status = result_status
     rsp.ErrorComment = comment[:64]
     return rsp
+
+
+# -- SCU: sending what the archive holds -----------------------------------------------------
+class StoredInstance(Dataset):
+    """An archived instance sent as it is stored: the data set's bytes after the File Meta
+    Information, never parsed nor re-encoded (pydicom would take ~5 ms per CT image each way).
+    Only handed to pynetdicom when the peer accepted the stored transfer syntax for its SOP
+    class: pynetdicom then picks that exact context, whose encoding is the stored one."""
+
+    def __init__(self, instance: Instance):
+        super().__init__()
+        self.SOPClassUID, self.SOPInstanceUID = instance.sop_class, instance.sop_instance
+        self.file_meta = FileMetaDataset()
+        self.file_meta.TransferSyntaxUID = instance.transfer_syntax
+        self.lightbox_instance = instance
+
+    def lightbox_encoded(self, implicit: bool, little: bool, deflated: bool) -> bytes | None:
+        ts = UID(self.lightbox_instance.transfer_syntax)
+        if (implicit, little, deflated) != (ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated):
+            return None
+        path = self.lightbox_instance.path
+        try:
+            data = Path(path).read_bytes()
+            stored, offset = stored_transfer_syntax(data)
+        except (OSError, ValueError) as exc:
+            log.error("cannot read %s to send it: %s", path, exc)
+            raise
+        if stored != ts:
+            return None  # not what the index says: decoded and encoded by pydicom instead
+        return data[offset:]
+
+    def lightbox_dataset(self) -> Dataset:
+        ds = read_instance(self.lightbox_instance)
+        if ds is None:
+            raise ValueError(f"cannot read {self.lightbox_instance.path}")
+        return ds
+
+
+def to_send(instance: Instance, accepted: list) -> Dataset | None:
+    """What to hand pynetdicom for one sub-operation, given the contexts the peer accepted
+    (for C-GET, those where we are the storage SCU): the stored bytes when it took the
+    stored transfer syntax; else the data set decompressed when it took an uncompressed
+    one (any uncompressed syntax carries uncompressed data); else as stored, and the
+    C-STORE fails and is counted as a failed sub-operation. None: unreadable."""
+    syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class}
+    ts = UID(instance.transfer_syntax)
+    if ts in syntaxes and not ts.is_deflated:
+        return StoredInstance(instance)
+    ds = read_instance(instance)
+    if ds is not None and ds.file_meta.TransferSyntaxUID.is_compressed and syntaxes & set(UNCOMPRESSED):
+        ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
+    return ds
+
+
+def read_instance(instance: Instance) -> Dataset | None:
+    import pydicom
+    try:
+        return pydicom.dcmread(instance.path)
+    except Exception as exc:  # noqa: BLE001 - counted as a failed sub-operation
+        log.error("cannot read %s for a retrieve: %s", instance.path, exc)
+        return None
+
+
+def outgoing_contexts(instances: list[Instance]) -> list:
+    """Contexts to propose for sending ``instances``: per SOP class, the stored compressed
+    transfer syntaxes on their own (an acceptor taking them is not pushed to an uncompressed
+    one) and the uncompressed ones; one context per class when that would exceed 128."""
+    from pynetdicom import build_context
+    by_class: dict[str, set[str]] = {}
+    for i in instances:
+        by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
+    out = []
+    for sop, syntaxes in sorted(by_class.items()):
+        compressed = sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed)
+        out += [build_context(sop, [ts]) for ts in compressed]  # each on its own: all may be taken
+        out.append(build_context(sop, list(UNCOMPRESSED)))
+    if len(out) > 128:
+        out = [build_context(sop, sorted(s | set(UNCOMPRESSED))) for sop, s in sorted(by_class.items())][:128]
+    return out
+
+
+class Sender:
+    """One association to a remote node; instances go one after another over it (spec
+    §4.2.1.3.1.1), each in the best transfer syntax the node accepted for its SOP class:
+    as stored when it took the stored one, else decompressed / re-encoded by pydicom.
+    ``send`` gives each instance's outcome (Table 4-6); a lost association raises
+    AssociationFailed (transient: the job retries from that instance)."""
+
+    def __init__(self, settings, node, instances: list[Instance]):
+        from app.net.remote import open_association, scu_ae
+        self.node = node
+        self.ae = scu_ae(settings)
+        self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances))
+        self._accepted_classes = {cx.abstract_syntax for cx in self.assoc.accepted_contexts}
+
+    def send(self, instance: Instance) -> tuple[str, str]:
+        """(sent | present | failed, message for the user)."""
+        from app.net.remote import AssociationFailed
+        if instance.sop_class not in self._accepted_classes:
+            return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
+        ds = to_send(instance, self.assoc.accepted_contexts)
+        if ds is None:
+            return "failed", f"the stored file cannot be read: {instance.path}"
+        try:
+            status = self.assoc.send_c_store(ds)
+        except ValueError as exc:  # no accepted context can carry it
+            return "failed", f"{_class_name(instance.sop_class)} in {UID(instance.transfer_syntax).name}: {exc}"
+        except (OSError, AttributeError) as exc:
+            if not self.assoc.is_established:
+                raise AssociationFailed(f"the association to {self.node.aet} was lost: {exc}") from None
+            return "failed", f"cannot send {instance.path}: {exc}"
+        if not status or "Status" not in status:  # timeout (Table 4-7) or abort
+            aborted = self.assoc.is_aborted or self.assoc.acse.is_aborted() or not self.assoc.is_established
+            why = "aborted the association" if aborted else "did not answer in time (timeouts.storage)"
+            self.close(abort=True)
+            raise AssociationFailed(f"{self.node.aet} {why}")
+        outcome, message = statuses.send_outcome(int(status.Status))
+        comment = str(status.get("ErrorComment", "") or "").strip()
+        if outcome == "failed":
+            log.warning("C-STORE of %s to %s: status 0x%04X %s", instance.sop_instance, self.node.aet,
+                        int(status.Status), comment)
+        return outcome, f"{message}: {comment}" if comment and message else message or comment
+
+    def close(self, abort: bool = False) -> None:
+        if self.assoc.is_established:
+            self.assoc.abort() if abort else self.assoc.release()
+
+
+def _class_name(uid: str) -> str:
+    name = UID(uid).name
+    return name if name and name != uid else f"SOP class {uid}"

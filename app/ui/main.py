@@ -10,11 +10,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox)
 
 from app import __version__
 from app.jobs import import_job
 from app.jobs.queue import JobQueue
+from app.jobs.runners import make_job_queue
 from app.net.node import Node
 from app.store import users
 from app.store.archive import Archive
@@ -22,11 +24,6 @@ from app.ui.bridge import CoreBridge
 from app.ui.background import run_in_background
 from app.ui.browser import PatientBrowser
 from app.ui.jobs_panel import JobsPanel
-
-
-def make_job_queue(archive: Archive) -> JobQueue:
-    """The application's job queue with every kind of job it can run."""
-    return JobQueue(archive.engine, {import_job.KIND: import_job.runner(archive.ingest)})
 
 
 class MainWindow(QMainWindow):
@@ -221,9 +218,46 @@ class MainWindow(QMainWindow):
             self.open_studies(rows)
         elif action == "delete":
             self.delete_studies(rows)
+        elif action == "send":
+            self.send_studies(rows)
         else:
             QMessageBox.information(self, "Not available yet",
                                     f"'{action}' is not part of this version of Lightbox yet.")
+
+    def send_studies(self, rows: list[dict]) -> None:
+        """Pick a node, then one send job for the selected studies (one association)."""
+        from app.jobs import send_job
+        from app.store import audit, nodes
+        from app.ui.send_dialog import SendDialog
+        if not self.may("send"):
+            QMessageBox.warning(self, "Send", "Your role cannot send studies to other nodes; ask a technologist "
+                                "or an administrator.")
+            return
+        dialog = SendDialog(nodes.list_nodes(self.archive.engine), rows, self)
+        self.send_dialog = dialog
+        if dialog.exec() != QDialog.Accepted or dialog.chosen() is None:
+            return
+        node, archive, jobs = dialog.chosen(), self.archive, self.jobs
+        owner = self.user.name if self.user else None
+        uids = [r["StudyInstanceUID"] for r in rows]
+
+        def queue() -> int:
+            instances = [i for uid in uids for i in send_job.archive_instances(archive, study=uid)]
+            what = f"study {uids[0]}" if len(uids) == 1 else f"{len(uids)} studies"
+            job_id = jobs.submit(send_job.KIND, send_job.title(node.name, what, len(instances)),
+                                 send_job.params(node.name, instances, archive.files.root), owner=owner,
+                                 group=send_job.group(node.name))
+            for r in rows:
+                audit.log(archive.engine, owner or "workstation", "send", f"to {node.name}, job {job_id}",
+                          patient_id=r.get("PatientID"), patient_name=r.get("PatientName"),
+                          study_uid=r.get("StudyInstanceUID"))
+            return job_id
+
+        def queued(_job_id, error) -> None:
+            if error is not None:
+                QMessageBox.critical(self, "Send", f"The send could not be queued: {error}")
+        run_in_background(queue, queued)
+        self.jobs_dock.show()
 
     def delete_studies(self, rows: list[dict]) -> None:
         """Delete after confirmation; a second one if no archive has committed to keep them."""

@@ -31,10 +31,13 @@ def main(run_benchmark, format_report, argv: list[str] | None = None) -> int:
 
 
 def run_in_pytest(module, tmp_path, capsys) -> dict:
-    """Run a benchmark module at LIGHTBOX_BENCH_SIZE (default smoke) and print its figures."""
+    """Run a benchmark module at LIGHTBOX_BENCH_SIZE (default smoke), print its figures and
+    write them to BENCH_OUT as JSON when that is set."""
     lines: list[str] = []
     report = module.run_benchmark(os.environ.get("LIGHTBOX_BENCH_SIZE", "smoke"), work=tmp_path / "work",
                                   log=lines.append)
     with capsys.disabled():
         print("\n" + "\n".join(lines) + "\n\n" + module.format_report(report))
+    if out := os.environ.get("BENCH_OUT"):
+        Path(out).write_text(json.dumps(report, indent=2, default=str))
     return report

@@ -11,10 +11,6 @@ delivered every image.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 
 import bench_query
@@ -26,8 +22,6 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.peers]
 @pytest.mark.timeout(3600)
 def test_query_latency_and_retrieve_throughput_lightbox_vs_orthanc(tmp_path, capsys):
     report = benchutil.run_in_pytest(bench_query, tmp_path, capsys)
-    if out := os.environ.get("BENCH_OUT"):
-        Path(out).write_text(json.dumps(report, indent=2, default=str))
 
     for where in ("large", "compare_lightbox", "compare_orthanc"):
         for kind in bench_query.KINDS:

@@ -212,3 +212,54 @@ def test_delete_asks_twice_for_a_study_never_archived(qtbot, archive, monkeypatc
     asked.clear()
     reader.delete_studies([row])
     assert asked == ["Delete"]  # told that the role cannot delete
+
+
+def test_send_to_a_node_runs_as_a_job(qtbot, archive, tmp_path, monkeypatch):
+    """"Send to…" on a study: the dialog lists the nodes that take storage, Send queues a job,
+    the jobs panel follows it to the end and a real DCMTK storescp has the images."""
+    import subprocess
+
+    from app.store import nodes
+    from app.store.nodes import RemoteNode
+    from app.ui.send_dialog import SendDialog
+    from tests.conftest import dcmtk, wait_port
+    port = free_port()
+    received = tmp_path / "received"
+    received.mkdir()
+    scp = subprocess.Popen([dcmtk("storescp"), "+xa", "-aet", "PACS", "-od", str(received), str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, "127.0.0.1", proc=scp)
+        nodes.add_node(archive.engine, RemoteNode("PACS", "PACS", "127.0.0.1", port, ("echo", "store")))
+        nodes.add_node(archive.engine, RemoteNode("PRINTER", "PRINTER", "127.0.0.1", 1, ("print",)))
+        tom = users.add_user(archive.engine, "tom", "technologist", "technology 1", actor="test")
+        win = MainWindow(archive, None, tom)
+        qtbot.addWidget(win)
+        win.show()
+        qtbot.waitUntil(lambda: len(_shown(win)) == 3, timeout=5000)
+        seen = {}
+
+        def exec_(dialog):
+            dialog.show()
+            qtbot.waitExposed(dialog)
+            seen["nodes"] = [dialog.list.item(i).text() for i in range(dialog.list.count())]
+            screenshot(dialog, "send_dialog.png")
+            return SendDialog.Accepted
+        monkeypatch.setattr(SendDialog, "exec", exec_)
+        row = next(r for r in win.browser.studies.rows if r["PatientID"] == "P1")
+        win.send_studies([row])
+        assert seen["nodes"] == [f"PACS — PACS@127.0.0.1:{port}"]  # the printer takes no images
+
+        def finished():
+            jobs = win.jobs_panel.model.jobs
+            return bool(jobs) and jobs[0]["status"] in ("done", "failed")
+        qtbot.waitUntil(finished, timeout=30000)
+        job = win.jobs_panel.model.jobs[0]
+        assert job["status"] == "done" and job["message"] == "3 sent to PACS", job
+        assert job["owner"] == "tom" and job["title"].startswith("Send study ")
+        assert len(list(received.iterdir())) == 3
+        screenshot(win, "send_job.png")
+        win.close()
+    finally:
+        scp.kill()
+        scp.wait(10)

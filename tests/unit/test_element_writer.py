@@ -9,7 +9,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 
 from app.dicom.element_writer import dataset_bytes, element, encodings_of, padded
-from app.net.fast_responses import PreEncoded
+from app.net.direct_messages import PreEncoded
 
 JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
 

@@ -1,0 +1,14 @@
+"""Every kind of job the application runs, with its dependencies bound: one list for the
+GUI's queue and the headless node's."""
+
+from __future__ import annotations
+
+from app.jobs import import_job, send_job
+from app.jobs.queue import JobQueue
+
+
+def make_job_queue(archive) -> JobQueue:
+    return JobQueue(archive.engine, {
+        import_job.KIND: import_job.runner(archive.ingest),
+        send_job.KIND: send_job.runner(archive),
+    })

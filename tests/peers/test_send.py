@@ -1,0 +1,273 @@
+"""`lightbox send` (spec §4.2.1.3.1) against real receivers: DCMTK storescp configured to take
+everything, only implicit VR, to abort, to refuse, or to be slow; a Lightbox node that is out
+of disk space (A700); Orthanc as the PACS. The job semantics — statuses per Table 4-6,
+retries of transient failures only (§4.2.1.3.1.1), resume after an interruption — are
+checked end to end through the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from conftest import ROOT, NodeProcess, dcmtk, free_port, lightbox, ls_json, run_dcmtk, wait_port
+from peerutil import ct_dataset, save
+
+pytestmark = pytest.mark.peers
+PEERS = ROOT.parent / "shared" / "peers" / "peers"
+CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"  # private: DCMTK's storescp does not know it
+
+
+def _pixels(path: Path) -> str:
+    return hashlib.sha256(pydicom.dcmread(path).pixel_array.tobytes()).hexdigest()
+
+
+def _dataset_bytes(path: Path) -> bytes:
+    from app.dicom.encoding import split_part10
+    data = path.read_bytes()
+    return data[split_part10(data)[1]:]
+
+
+class Storescp:
+    def __init__(self, folder: Path, *opts: str, aet: str = "STORESCP", port: int | None = None):
+        self.folder, self.opts, self.aet = folder, opts, aet
+        self.port = port or free_port()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([dcmtk("storescp"), *opts, "-aet", aet, "-od", str(folder), str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, TCP_NODELAY="1"))
+        wait_port(self.port, "127.0.0.1", proc=self.proc)
+
+    def received(self) -> dict[str, Path]:
+        out = {}
+        for p in self.folder.iterdir():
+            if p.is_file():
+                out[str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)] = p
+        return out
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A data home with a plain CT study (4 images), a JPEG lossless one (3) and one whose
+    second instance is of a private SOP class; fast retries."""
+    work = tmp_path_factory.mktemp("send")
+    home = work / "home"
+    home.mkdir()
+    lightbox(home, "config", "set", "send.retry_interval", "1")
+    studies, digests, files = {}, {}, []
+    for name, count in (("plain", 4), ("jpeg", 3), ("mixed", 3)):
+        study, series = generate_uid(), generate_uid()
+        studies[name] = study
+        for i in range(count):
+            sop_class = CSA_NON_IMAGE if name == "mixed" and i == 1 else "1.2.840.10008.5.1.4.1.1.2"
+            path = save(ct_dataset(study, series, generate_uid(), i + 1, size=48, seed=i, sop_class=sop_class),
+                        work / f"{name}{i}.dcm")
+            if name == "jpeg":
+                target = work / f"{name}{i}-j.dcm"
+                run_dcmtk("dcmcjpeg", "+e1", str(path), str(target), check=True)
+                path = target
+            files.append(path)
+            digests[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = _pixels(path)
+    lightbox(home, "import", *map(str, files))
+    stored = {r["SOPInstanceUID"]: home / "archive" / r["path"] for r in ls_json(home, "instance")}
+    return {"home": home, "studies": studies, "digests": digests, "stored": stored, "work": work}
+
+
+def _add(home: Path, name: str, port: int, aet: str | None = None) -> None:
+    lightbox(home, "nodes", "add", name, "--aet", aet or name, "--host", "127.0.0.1", "--port", str(port),
+             "--replace")
+
+
+def _send(home: Path, node: str, *args: str) -> tuple[int, dict]:
+    proc = lightbox(home, "send", node, *args, "--json", check=False, timeout=300)
+    try:
+        job = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"send printed no job: {proc.stdout}\n{proc.stderr}") from None
+    return proc.returncode, job
+
+
+def test_send_study_as_stored(home, tmp_path):
+    """An accept-all receiver gets each instance exactly as archived (no re-encoding), over
+    one association; the job ends done with the count."""
+    scp = Storescp(tmp_path / "all", "+xa", aet="ALL")
+    try:
+        _add(home["home"], "ALL", scp.port)
+        for study in ("plain", "jpeg"):
+            rc, job = _send(home["home"], "ALL", "--study", home["studies"][study])
+            assert rc == 0 and job["status"] == "done", job
+            assert job["message"].startswith(f"{job['total']} sent to ALL"), job
+        got = scp.received()
+        assert len(got) == 7
+        for uid, path in got.items():
+            assert _dataset_bytes(path) == _dataset_bytes(home["stored"][uid])
+    finally:
+        scp.stop()
+
+
+def test_send_decompresses_for_an_uncompressed_only_receiver(home, tmp_path):
+    scp = Storescp(tmp_path / "plain", "+xi", aet="IMPLICIT")
+    try:
+        _add(home["home"], "IMPLICIT", scp.port)
+        rc, job = _send(home["home"], "IMPLICIT", "--study", home["studies"]["jpeg"])
+        assert rc == 0 and job["status"] == "done", job
+        got = scp.received()
+        assert len(got) == 3
+        for uid, path in got.items():
+            assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
+            assert _pixels(path) == home["digests"][uid]  # lossless: the same pixels
+    finally:
+        scp.stop()
+
+
+def test_a_refused_sop_class_fails_only_that_instance(home, tmp_path):
+    """Table 4-6: the job goes on to the end, then fails with the share transferred and why;
+    Retry sends only what failed."""
+    scp = Storescp(tmp_path / "std", aet="STANDARD")
+    try:
+        _add(home["home"], "STANDARD", scp.port)
+        rc, job = _send(home["home"], "STANDARD", "--study", home["studies"]["mixed"])
+        assert rc != 0 and job["status"] == "failed", job
+        assert "Sent 2 of 3 (66 %)" in job["message"] and "not accepted by STANDARD" in job["message"], job
+        assert len(scp.received()) == 2
+        assert job["state"]["failures"][0][0] == 1 and job["state"]["next"] == 3
+    finally:
+        scp.stop()
+
+
+def test_out_of_resources_is_reported_and_nothing_is_lost(home, tmp_path, node_factory):
+    """A Lightbox node below its free-space floor answers A700: every instance is tried, the
+    job fails saying the remote is out of resources, and the receiving node stays up."""
+    full = tmp_path / "full"
+    full.mkdir()
+    lightbox(full, "config", "set", "storage.free_space_floor_mb", str(10 ** 7))
+    node = node_factory(full).start()
+    _add(home["home"], "FULL", node.port, aet=node.aet)
+    rc, job = _send(home["home"], "FULL", "--study", home["studies"]["plain"])
+    assert rc != 0 and job["status"] == "failed", job
+    assert "Sent 0 of 4 (0 %)" in job["message"] and "out of resources" in job["message"], job
+    assert len(job["state"]["failures"]) == 4
+
+
+def test_permanent_rejection_is_not_retried(home, tmp_path):
+    scp = Storescp(tmp_path / "refuse", "--refuse", aet="REFUSER")
+    try:
+        _add(home["home"], "REFUSER", scp.port)
+        started = time.monotonic()
+        rc, job = _send(home["home"], "REFUSER", "--study", home["studies"]["plain"])
+        assert rc != 0 and job["status"] == "failed", job
+        assert "rejected the association (permanently" in job["message"], job
+        assert "Nothing more was sent" in job["message"] and time.monotonic() - started < 20
+    finally:
+        scp.stop()
+
+
+def test_transient_failures_are_retried_then_reported(home, tmp_path):
+    """A receiver that aborts at every C-STORE: retried send.retries times, send.retry_interval
+    apart, then the job fails saying so; nothing was sent."""
+    lightbox(home["home"], "config", "set", "send.retries", "2")
+    scp = Storescp(tmp_path / "abort", "+xa", "--abort-after", aet="ABORTER")
+    try:
+        _add(home["home"], "ABORTER", scp.port)
+        started = time.monotonic()
+        rc, job = _send(home["home"], "ABORTER", "--study", home["studies"]["plain"])
+        assert rc != 0 and job["status"] == "failed", job
+        assert "aborted the association" in job["message"] and "Gave up after 2 retries" in job["message"], job
+        assert time.monotonic() - started >= 2  # two waits of send.retry_interval = 1 s
+    finally:
+        scp.stop()
+
+
+def test_a_receiver_back_during_the_retry_gets_everything(home, tmp_path):
+    """The receiver drops the association at the first image and is replaced by a working
+    one while the job waits to retry: the retry delivers all of it."""
+    lightbox(home["home"], "config", "set", "send.retry_interval", "4")
+    port = free_port()
+    bad = Storescp(tmp_path / "bad", "+xa", "--abort-after", aet="FLAKY", port=port)
+    _add(home["home"], "FLAKY", port)
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home["home"]), "send", "FLAKY",
+                             "--study", home["studies"]["plain"], "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    good = None
+    try:
+        log = home["home"] / "logs" / "lightbox.log"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "retry 1 of 2" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.1)
+        bad.stop()
+        good = Storescp(tmp_path / "good", "+xa", aet="FLAKY", port=port)
+        out, err = proc.communicate(timeout=120)
+        job = json.loads(out)
+        assert proc.returncode == 0 and job["status"] == "done", (job, err)
+        assert len(good.received()) == 4
+    finally:
+        lightbox(home["home"], "config", "set", "send.retry_interval", "1")
+        proc.kill()
+        if good:
+            good.stop()
+
+
+def test_an_interrupted_send_resumes_in_the_node(home, tmp_path):
+    """Ctrl-C in the middle of a send leaves the job queued ("resumes at the next start");
+    the headless node of the same data home picks it up and delivers the rest."""
+    scp = Storescp(tmp_path / "slow", "+xa", "--sleep-during", "1", aet="SLOW")
+    try:
+        _add(home["home"], "SLOW", scp.port)
+        proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home["home"]), "send", "SLOW",
+                                 "--study", home["studies"]["plain"], "--json"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not scp.received():
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        job = json.loads(out)
+        assert job["status"] == "queued" and "resumes at the next start" in job["message"], job
+        assert job["done"] < 4
+        node = NodeProcess(home["home"]).start()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(scp.received()) < 4:
+                time.sleep(0.2)
+        finally:
+            node.stop()
+        assert len(scp.received()) == 4
+    finally:
+        scp.stop()
+
+
+def test_send_files_to_orthanc(home, tmp_path):
+    """Orthanc as the PACS: files (not archived) sent with `lightbox send PATH...` arrive."""
+    dicom_port, http_port = free_port(), free_port()
+    script = PEERS / "qr_scp.sh"
+    our_aet = lightbox(home["home"], "config", "get", "node.aet").stdout.strip()
+    env = dict(os.environ, WS_AET=our_aet, WS_HOST="127.0.0.1", WS_PORT=str(free_port()))
+    run = subprocess.run(["bash", str(script), str(dicom_port), str(tmp_path / "orthanc"), str(http_port)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    try:
+        _add(home["home"], "ORTHANC", dicom_port)
+        folder = tmp_path / "files"
+        folder.mkdir()
+        for uid, path in list(home["stored"].items())[:5]:
+            (folder / f"{uid}.dcm").write_bytes(path.read_bytes())
+        rc, job = _send(home["home"], "ORTHANC", str(folder))
+        assert rc == 0 and job["status"] == "done" and job["total"] == 5, job
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/instances", timeout=30) as r:
+            assert len(json.loads(r.read())) == 5
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(tmp_path / "orthanc")], capture_output=True, timeout=60)
