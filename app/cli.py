@@ -114,10 +114,8 @@ def cmd_import(args) -> int:
 
 # -- send -------------------------------------------------------------------------------
 def cmd_send(args) -> int:
-    from app import events
     from app.jobs import send_job
     from app.jobs.queue import DONE, JobQueue
-    from app.progress import Progress
     archive = _archive(args)
     try:
         node = _remote_node(archive, args.node)
@@ -144,32 +142,7 @@ def cmd_send(args) -> int:
                               send_job.params(node.name, instances, archive.files.root),
                               group=send_job.group(node.name))
         _audit(archive.engine, "send", f"{what} to {node.name} ({node.aet}@{node.host}:{node.port}), job {job_id}")
-        bar = Progress(len(instances), f"send to {node.name}")
-
-        def on_update(job: dict) -> None:
-            if job["id"] == job_id and job["done"] > bar.done:
-                bar.advance(job["done"] - bar.done, job["message"])
-        unsubscribe = events.subscribe("job-updated", on_update)
-        finished = threading.Event()
-
-        def work() -> None:
-            try:
-                queue.run_here(job_id)
-            finally:
-                finished.set()
-        threading.Thread(target=work, name="send").start()
-        try:
-            while not finished.wait(0.2):  # not Thread.join: a Ctrl-C inside it can end the join early
-                pass
-        except KeyboardInterrupt:
-            print("\ninterrupted: the job stops after the current image and resumes at the next start "
-                  "of Lightbox (GUI or 'lightbox node')", file=sys.stderr)
-            queue.interrupt()
-            finished.wait()
-        finally:
-            unsubscribe()
-            bar.close()
-        job = queue.get(job_id)
+        job = _run_job_here(queue, job_id, f"send to {node.name}", len(instances))
     finally:
         archive.close()
     if args.json:
@@ -177,6 +150,86 @@ def cmd_send(args) -> int:
     else:
         print(f"job {job.id} {job.status}: {job.message}")
     return 0 if job.status == DONE and not rejected else 1
+
+
+def _run_job_here(queue, job_id: int, label: str, total: int = 0):
+    """Run a submitted job in this process with a progress bar; Ctrl-C stops it after the
+    current step and leaves it queued, to resume at the next start of the GUI or node."""
+    from app import events
+    from app.progress import Progress
+    bar = Progress(total, label)
+
+    def on_update(job: dict) -> None:
+        if job["id"] == job_id:
+            bar.total = job["total"] or bar.total
+            if job["done"] > bar.done:
+                bar.advance(job["done"] - bar.done, job["message"])
+    unsubscribe = events.subscribe("job-updated", on_update)
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            queue.run_here(job_id)
+        finally:
+            finished.set()
+    threading.Thread(target=work, name=label).start()
+    try:
+        while not finished.wait(0.2):  # not Thread.join: a Ctrl-C inside it can end the join early
+            pass
+    except KeyboardInterrupt:
+        print("\ninterrupted: the job stops after the current step and resumes at the next start "
+              "of Lightbox (GUI or 'lightbox node')", file=sys.stderr)
+        queue.interrupt()
+        finished.wait()
+    finally:
+        unsubscribe()
+        bar.close()
+    return queue.get(job_id)
+
+
+# -- retrieve ---------------------------------------------------------------------------
+def _listening(host: str, port: int) -> bool:
+    import socket
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_retrieve(args) -> int:
+    from app.jobs import retrieve_job
+    from app.jobs.queue import DONE, JobQueue
+    archive = _archive(args)
+    receiver = None
+    try:
+        node = _remote_node(archive, args.node)
+        aet, port = archive.settings.service_address("storage")
+        if args.method == "move" and not _listening("127.0.0.1", port):
+            # nothing receives for us (no GUI, no 'lightbox node'): receive here while it runs
+            from app.net.node import Node
+            receiver = Node(archive)
+            try:
+                receiver.start()
+            except Exception as exc:  # noqa: BLE001 - the port is taken or not allowed
+                raise CliError(f"cannot receive the C-MOVE on port {port}: {exc}") from None
+            print(f"receiving as {aet} on port {port} while the retrieve runs", file=sys.stderr)
+        queue = JobQueue(archive.engine, {retrieve_job.KIND: retrieve_job.runner(archive)})
+        job_id = queue.submit(retrieve_job.KIND, retrieve_job.title(node.name, args.study, args.series, args.method),
+                              retrieve_job.params(node.name, args.study, args.series, args.method),
+                              group=retrieve_job.group(node.name))
+        _audit(archive.engine, "retrieve", f"study {args.study}{' series ' + args.series if args.series else ''} "
+                                           f"from {node.name} by {args.method}, job {job_id}")
+        job = _run_job_here(queue, job_id, f"retrieve from {node.name}")
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        archive.close()
+    if args.json:
+        _print_json(job.as_dict())
+    else:
+        print(f"job {job.id} {job.status}: {job.message}")
+    return 0 if job.status == DONE else 1
 
 
 # -- query ------------------------------------------------------------------------------
@@ -190,20 +243,8 @@ _QUERY_COLUMNS = {
 }
 
 
-def _values(ds) -> dict:
-    """A response identifier as keyword -> text (multiple values joined by backslashes)."""
-    out = {}
-    for elem in ds:
-        if elem.keyword and elem.VR != "SQ" and elem.keyword not in ("SpecificCharacterSet",):
-            value = elem.value
-            if value is None or value == "":
-                continue
-            out[elem.keyword] = "\\".join(map(str, value)) if elem.VM > 1 else str(value)
-    return out
-
-
 def cmd_query(args) -> int:
-    from app.net.query_retrieve import QueryFailed, find_remote
+    from app.net.query_retrieve import QueryFailed, find_remote, identifier_values
     archive = _archive(args)
     try:
         node = _remote_node(archive, args.node)
@@ -215,7 +256,7 @@ def cmd_query(args) -> int:
             raise CliError(f"bad key: {exc}") from None
     finally:
         archive.close()
-    rows = [_values(ds) for ds in matches]
+    rows = [identifier_values(ds) for ds in matches]
     if note:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -524,6 +565,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_send)
 
+    s = sub.add_parser("retrieve", help="retrieve a study or series from a remote node (a job)")
+    s.add_argument("node", help="remote node name (see 'lightbox nodes list')")
+    s.add_argument("--study", required=True, metavar="UID")
+    s.add_argument("--series", metavar="UID")
+    s.add_argument("--method", default="move", choices=["move", "get"],
+                   help="C-MOVE to this node (default) or C-GET over one association (firewalls)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_retrieve)
+
     s = sub.add_parser("query", help="search a remote node (C-FIND)")
     s.add_argument("node", help="remote node name (see 'lightbox nodes list')")
     s.add_argument("--level", default="study", choices=["patient", "study", "series", "image"])
@@ -623,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.home = data_home(args.home)
     fn = getattr(args, "fn", cmd_gui)
-    logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import, cmd_send))
+    logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import, cmd_send, cmd_retrieve))
     try:
         return fn(args)
     except (CliError, SettingsError) as exc:

@@ -160,11 +160,17 @@ class JobQueue:
                          .values(status=CANCELLED, message="cancelled", updated_at=_now()))
         self._announce(job_id)
 
-    def retry(self, job_id: int) -> None:
-        """Run a failed or cancelled job again, from where it stopped."""
+    def retry(self, job_id: int, params: dict | None = None, title: str | None = None) -> None:
+        """Run a failed or cancelled job again, from where it stopped (with other parameters:
+        a retrieve by C-GET after its C-MOVE found the destination unknown)."""
+        values = {"status": QUEUED, "message": "waiting", "updated_at": _now()}
+        if params is not None:
+            values["params"] = json.dumps(params)
+        if title is not None:
+            values["title"] = title
         with self.engine.begin() as conn:
             conn.execute(update(job_table).where(job_table.c.id == job_id, job_table.c.status.in_((FAILED, CANCELLED)))
-                         .values(status=QUEUED, message="waiting", updated_at=_now()))
+                         .values(**values))
         self._announce(job_id)
         with self._lock:
             self._lock.notify_all()

@@ -3,7 +3,7 @@ GUI's queue and the headless node's."""
 
 from __future__ import annotations
 
-from app.jobs import import_job, send_job
+from app.jobs import import_job, retrieve_job, send_job
 from app.jobs.queue import JobQueue
 
 
@@ -11,4 +11,5 @@ def make_job_queue(archive) -> JobQueue:
     return JobQueue(archive.engine, {
         import_job.KIND: import_job.runner(archive.ingest),
         send_job.KIND: send_job.runner(archive),
+        retrieve_job.KIND: retrieve_job.runner(archive),
     })

@@ -39,6 +39,16 @@ SERVICE_CONTEXTS = {
 }
 
 
+def configure_logging() -> None:
+    """pynetdicom's standard handlers describe every PDU and DIMSE message for its INFO and
+    DEBUG logs: only worth their cost when those are shown (lightbox -v). Without them our
+    messages go out directly (app.net.direct_messages)."""
+    verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
+    _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
+    # and it formats every C-FIND identifier for those logs (a tenth of a response's cost)
+    _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = verbose
+
+
 def configure_ae(ae: AE, settings) -> None:
     """Identity and Table 4-53 limits, shared by the node (SCP) and our SCU calls."""
     ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
@@ -298,17 +308,18 @@ class Node:
             aet = self.archive.settings[f"services.{service}.aet"] or self.setting("node.aet")
             port = self.archive.settings[f"services.{service}.port"] or self.setting("node.port")
             groups.setdefault((aet, port), []).append(service)
+        ports: dict[int, str] = {}
+        for aet, port in groups:
+            if port in ports:  # one listener answers one AE title
+                raise ValueError(f"AE titles {ports[port]} and {aet} both on port {port}: give a service with its "
+                                 f"own AE title its own port too (lightbox config set services.SERVICE.port N)")
+            ports[port] = aet
         return groups
 
     def start(self) -> list[str]:
         settings = self.archive.settings
         self._refresh()
-        # pynetdicom's standard handlers describe every PDU and DIMSE message for its INFO
-        # and DEBUG logs: only worth their cost when those are shown (lightbox -v).
-        verbose = logging.getLogger("pynetdicom").isEnabledFor(logging.INFO)
-        _config.LOG_HANDLER_LEVEL = "standard" if verbose else "none"
-        # and it formats every C-FIND identifier for those logs (a tenth of a response's cost)
-        _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = verbose
+        configure_logging()
         ae = AE(ae_title=self.setting("node.aet"))
         configure_ae(ae, settings)
         ae.maximum_associations = settings["node.max_associations"]

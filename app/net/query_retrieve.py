@@ -519,3 +519,172 @@ def _find_failure_hint(code: int) -> str:
     if 0xC000 <= code <= 0xCFFF:
         return ": the remote node could not process the query"
     return ""
+
+
+# -- SCU: retrieving from a remote node (spec §4.2.1.3.5, Tables 4-19 to 4-21; C-GET beyond it) ---
+MOVE_DESTINATION_UNKNOWN = 0xA801
+
+
+@dataclass
+class RetrieveProgress:
+    remaining: int | None = None
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+
+    def update(self, status) -> None:
+        for field, key in (("remaining", "NumberOfRemainingSuboperations"),
+                           ("completed", "NumberOfCompletedSuboperations"),
+                           ("failed", "NumberOfFailedSuboperations"), ("warning", "NumberOfWarningSuboperations")):
+            value = status.get(key)
+            if value is not None:
+                setattr(self, field, int(value))
+
+    @property
+    def total(self) -> int:
+        return self.completed + self.failed + self.warning + (self.remaining or 0)
+
+
+def our_address(node) -> str:
+    """The address this machine has on the way to ``node`` (what it must configure for us)."""
+    import socket
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((node.host, node.port or 104))
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
+
+
+def retrieve_remote(settings, ingest, node, study: str, series: str | None = None, *, method: str = "move",
+                    on_progress=None, cancelled=lambda: False) -> RetrieveProgress:
+    """C-MOVE (to our own storage AE, which must be listening: the node of the GUI or of
+    'lightbox node', or one the caller started) or C-GET (the instances come back over the
+    same association, into ``ingest``, the one store pipeline) of a study or series of
+    ``node``. Pending responses feed ``on_progress(RetrieveProgress)``; the final status
+    follows Table 4-20: QueryFailed with what to do for anything but success (A801: what the
+    remote must configure for us; B000: how many failed)."""
+    from pynetdicom import build_context, build_role, evt
+
+    from app.dicom.sop_classes import storage_scp_classes
+    from app.dicom.transfer_syntaxes import STORAGE_SCP
+    from app.net import storage
+    from app.net.remote import AssociationFailed, open_association, scu_ae
+    model = MODEL_BY_NAME["study"]
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES" if series else "STUDY"
+    identifier.StudyInstanceUID = study
+    if series:
+        identifier.SeriesInstanceUID = series
+    ae = scu_ae(settings)
+    ae.dimse_timeout = settings["timeouts.move_response"]
+    extra: dict = {}
+    if method == "get":
+        classes = storage_scp_classes()[:127]
+        contexts = [build_context(model.get, list(UNCOMPRESSED))]
+        contexts += [build_context(uid, list(STORAGE_SCP)) for uid in classes]
+        extra = {"ext_neg": [build_role(uid, scp_role=True) for uid in classes],
+                 "evt_handlers": [(evt.EVT_C_STORE, lambda event: storage.handle_store(event, ingest))]}
+    else:
+        contexts = [build_context(model.move, list(UNCOMPRESSED))]
+    try:
+        assoc = open_association(ae, settings, node, contexts, **extra)
+    except AssociationFailed as exc:
+        raise QueryFailed(str(exc)) from None
+    progress = RetrieveProgress()
+    final = None
+    our_aet, our_port = settings.service_address("storage")
+    try:
+        responses = (assoc.send_c_get(identifier, model.get) if method == "get"
+                     else assoc.send_c_move(identifier, our_aet, model.move))
+        cancel_sent = False
+        for status, _ in responses:
+            if not status or "Status" not in status:
+                raise QueryFailed(f"{node.aet} did not answer the retrieve in time (timeouts.move_response) "
+                                  f"or dropped the association: does it know this workstation ({ae.ae_title}) "
+                                  "as a DICOM node allowed to retrieve?")
+            progress.update(status)
+            code = int(status.Status)
+            if code in (statuses.PENDING, statuses.PENDING_WARNING):
+                if on_progress:
+                    on_progress(progress)
+                if cancelled() and not cancel_sent:
+                    assoc.send_c_cancel(1, context_id=assoc.accepted_contexts[0].context_id)
+                    cancel_sent = True
+                continue
+            final = status
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    code = int(final.Status) if final is not None else None
+    if on_progress:
+        on_progress(progress)
+    if code == statuses.SUCCESS:
+        return progress
+    comment = str(final.get("ErrorComment", "") or "").strip() if final is not None else ""
+    configure = (f"add AE title {our_aet}, host {our_address(node)}, port {our_port} to its DICOM nodes "
+                 "(modalities), then retry" + ("; or retrieve with C-GET, which needs no configuration there "
+                                               "(--method get)" if "get" in node.roles else ""))
+    if code == MOVE_DESTINATION_UNKNOWN:
+        raise QueryFailed(f"{node.aet} does not know this workstation as a move destination: {configure}")
+    if code == statuses.CANCELLED:
+        raise QueryFailed(f"cancelled after {progress.completed} instance(s)")
+    if code is not None and 0xB000 <= code <= 0xBFFF:
+        raise QueryFailed(f"{progress.failed} of {progress.total} instance(s) could not be retrieved from {node.aet} "
+                          f"(status 0x{code:04X}{', ' + comment if comment else ''}); {progress.completed} arrived")
+    text = f"{node.aet} refused the retrieve: status 0x{code:04X}" + (f" ({comment})" if comment else "")
+    if method == "move" and not progress.completed:  # some PACS say so with a general failure
+        text += f". If it does not know this workstation as a move destination: {configure}"
+    raise QueryFailed(text)
+
+
+def identifier_values(ds: Dataset) -> dict:
+    """A response identifier as keyword -> text, in its character set (several values
+    joined by backslashes; sequences and empty values left out)."""
+    out = {}
+    for elem in ds:
+        if elem.keyword and elem.VR != "SQ" and elem.keyword != "SpecificCharacterSet":
+            value = elem.value
+            if value is None or value == "":
+                continue
+            out[elem.keyword] = "\\".join(map(str, value)) if elem.VM > 1 else str(value)
+    return out
+
+
+def merge_studies(found: dict[str, list[dict]]) -> list[dict]:
+    """The "enterprise query" done from the workstation: study rows of several nodes
+    (node name -> rows keyed by keyword) merged by Study Instance UID, each with the nodes
+    that hold it (``_nodes``, in the order given), the first node's values winning and
+    the others filling what it left empty; newest study first."""
+    merged: dict[str, dict] = {}
+    for node_name, rows in found.items():
+        for row in rows:
+            uid = row.get("StudyInstanceUID")
+            if not uid:
+                continue
+            into = merged.setdefault(uid, {"_nodes": []})
+            into["_nodes"].append(node_name)
+            for k, v in row.items():
+                if v not in (None, "") and into.get(k) in (None, ""):
+                    into[k] = v
+    return sorted(merged.values(), key=lambda r: (r.get("StudyDate") or "", r.get("StudyTime") or ""), reverse=True)
+
+
+DATE_PRESETS = ("any", "today", "yesterday", "last 7 days", "range")
+
+
+def date_range(preset: str, today, start=None, end=None) -> str:
+    """A Study Date matching value for a preset of the query dialog (``today`` a date)."""
+    from datetime import timedelta
+    fmt = "%Y%m%d"
+    if preset == "today":
+        return today.strftime(fmt)
+    if preset == "yesterday":
+        return (today - timedelta(days=1)).strftime(fmt)
+    if preset == "last 7 days":
+        return f"{(today - timedelta(days=6)).strftime(fmt)}-{today.strftime(fmt)}"
+    if preset == "range" and (start or end):
+        if start and end and start == end:
+            return start.strftime(fmt)
+        return f"{start.strftime(fmt) if start else ''}-{end.strftime(fmt) if end else ''}"  # open ends allowed
+    return ""

@@ -105,13 +105,17 @@ class JobsPanel(QWidget):
         self.view.setColumnWidth(2, 160)
         self.cancel_button = QPushButton("Cancel")
         self.retry_button = QPushButton("Retry")
+        self.get_button = QPushButton("Retry with C-GET")
+        self.get_button.setToolTip("Retrieve again over one association, for a node that cannot send to this "
+                                   "workstation (move destination unknown, firewall)")
+        self.get_button.clicked.connect(self._retry_with_get)
         self.clear_button = QPushButton("Clear finished")
         self.cancel_button.clicked.connect(lambda: self._each_selected(self.queue.cancel, (QUEUED, RUNNING)))
         self.retry_button.clicked.connect(lambda: self._each_selected(self.queue.retry, (FAILED, CANCELLED)))
         self.clear_button.clicked.connect(self._clear)
         self.view.selectionModel().selectionChanged.connect(lambda *_: self._buttons())
         buttons = QHBoxLayout()
-        for b in (self.cancel_button, self.retry_button, self.clear_button):
+        for b in (self.cancel_button, self.retry_button, self.get_button, self.clear_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         lay = QVBoxLayout(self)
@@ -138,6 +142,20 @@ class JobsPanel(QWidget):
         ids = [job["id"] for job in self.selected() if job["status"] in states]
         run_in_background(lambda: [action(i) for i in ids])  # the queue announces the changes
 
+    @staticmethod
+    def _moved_and_failed(job: dict) -> bool:
+        return job["kind"] == "retrieve" and job["status"] == FAILED and job["params"].get("method") == "move"
+
+    def _retry_with_get(self) -> None:
+        from app.jobs import retrieve_job
+        chosen = [j for j in self.selected() if self._moved_and_failed(j)]
+
+        def again() -> None:
+            for job in chosen:
+                p = {**job["params"], "method": "get"}
+                self.queue.retry(job["id"], p, retrieve_job.title(p["node"], p["study"], p.get("series"), "get"))
+        run_in_background(again)
+
     def _clear(self) -> None:
         run_in_background(self.queue.remove_finished, lambda *_: self.reload())
 
@@ -145,4 +163,6 @@ class JobsPanel(QWidget):
         chosen = self.selected()
         self.cancel_button.setEnabled(any(j["status"] in (QUEUED, RUNNING) for j in chosen))
         self.retry_button.setEnabled(any(j["status"] in (FAILED, CANCELLED) for j in chosen))
+        self.get_button.setVisible(any(self._moved_and_failed(j) for j in self.model.jobs))
+        self.get_button.setEnabled(any(self._moved_and_failed(j) for j in chosen))
         self.clear_button.setEnabled(any(j["status"] in FINISHED for j in self.model.jobs))

@@ -74,6 +74,11 @@ class MainWindow(QMainWindow):
         view.addAction(QAction("&Clear search", self, triggered=self.browser.clear_search))
         view.addAction(self.jobs_dock.toggleViewAction())
         tools = self.menuBar().addMenu("&Tools")
+        qr_action = QAction("&Query / Retrieve…", self, shortcut=QKeySequence("Ctrl+Shift+F"),
+                            triggered=self.open_query_retrieve)
+        qr_action.setEnabled(self.may("query"))
+        tools.addAction(qr_action)
+        tools.addSeparator()
         settings = QAction("&Settings…", self, shortcut=QKeySequence.Preferences, triggered=self.open_settings)
         settings.setEnabled(self.may("settings"))
         if not self.may("settings"):
@@ -134,6 +139,19 @@ class MainWindow(QMainWindow):
     @property
     def actor(self) -> str:
         return self.user.name if self.user else users.os_actor()
+
+    def open_query_retrieve(self) -> None:
+        """Search remote nodes and retrieve from them (jobs; what arrives shows in the browser)."""
+        if not self.may("query"):
+            QMessageBox.warning(self, "Query / Retrieve", "Your role cannot query other nodes.")
+            return
+        from app.store import nodes
+        from app.ui.qr_dialog import QueryRetrieveDialog
+        dialog = QueryRetrieveDialog(self.archive, self.jobs, nodes.list_nodes(self.archive.engine),
+                                     self.user.name if self.user else None, self)
+        self.qr_dialog = dialog
+        dialog.show()
+        self.jobs_dock.show()
 
     def open_settings(self) -> None:
         if not self.may("settings"):

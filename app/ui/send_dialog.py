@@ -19,7 +19,7 @@ class SendDialog(QDialog):
         self.nodes = [n for n in nodes if "store" in n.roles]
         layout = QVBoxLayout(self)
         what = "\n".join(f"• {text.person_name(r.get('PatientName')) or '?'} ({r.get('PatientID') or '?'}), "
-                         f"{r.get('StudyDate') or ''} {r.get('StudyDescription') or ''}".rstrip()
+                         f"{text.date(r.get('StudyDate')) if r.get('StudyDate') else ''} {r.get('StudyDescription') or ''}".rstrip()
                          for r in studies[:8])
         if len(studies) > 8:
             what += f"\n… and {len(studies) - 8} more"

@@ -139,3 +139,23 @@ def test_non_ascii_values_narrow_only_on_their_ascii_parts():
         rows = {r.v for r in conn.execute(select(table.c.v).where(eq.sql(table.c.v)))} if eq.sql(table.c.v) is not None \
             else set(values)
         assert rows >= {v for v in values if eq(v)}
+
+
+def test_query_dialog_date_presets_and_enterprise_merge():
+    from datetime import date
+
+    from app.net.query_retrieve import date_range, merge_studies
+    today = date(2026, 3, 1)
+    assert date_range("today", today) == "20260301"
+    assert date_range("yesterday", today) == "20260228"
+    assert date_range("last 7 days", today) == "20260223-20260301"
+    assert date_range("range", today, date(2025, 12, 31), date(2026, 1, 2)) == "20251231-20260102"
+    assert date_range("range", today, date(2026, 1, 2), date(2026, 1, 2)) == "20260102"
+    assert date_range("range", today, None, date(2026, 1, 2)) == "-20260102"
+    assert date_range("any", today) == "" and date_range("range", today) == ""
+    merged = merge_studies({"A": [{"StudyInstanceUID": "1", "StudyDate": "20240101", "PatientName": ""},
+                                  {"StudyInstanceUID": "2", "StudyDate": "20250101"}],
+                            "B": [{"StudyInstanceUID": "1", "PatientName": "Doe^J", "StudyDate": "19990101"},
+                                  {"StudyDescription": "no uid: left out"}]})
+    assert [(r["StudyInstanceUID"], r["_nodes"]) for r in merged] == [("2", ["A"]), ("1", ["A", "B"])]
+    assert merged[1]["PatientName"] == "Doe^J" and merged[1]["StudyDate"] == "20240101"
