@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -115,7 +116,8 @@ def cmd_import(args) -> int:
 # -- send -------------------------------------------------------------------------------
 def cmd_send(args) -> int:
     from app.jobs import send_job
-    from app.jobs.queue import DONE, JobQueue
+    from app.jobs.queue import DONE
+    from app.jobs.runners import make_job_queue
     archive = _archive(args)
     try:
         node = _remote_node(archive, args.node)
@@ -137,12 +139,17 @@ def cmd_send(args) -> int:
             if not instances:
                 raise CliError("no DICOM instance to send in " + ", ".join(map(str, args.paths)))
             what = f"{len(instances)} file{'s' if len(instances) != 1 else ''}"
-        queue = JobQueue(archive.engine, {send_job.KIND: send_job.runner(archive)})
+        queue = make_job_queue(archive)
         job_id = queue.submit(send_job.KIND, send_job.title(node.name, what, len(instances)),
-                              send_job.params(node.name, instances, archive.files.root),
+                              send_job.params(node.name, instances, archive.files.root, commit=args.commit),
                               group=send_job.group(node.name))
-        _audit(archive.engine, "send", f"{what} to {node.name} ({node.aet}@{node.host}:{node.port}), job {job_id}")
+        _audit(archive.engine, "send", f"{what} to {node.name} ({node.aet}@{node.host}:{node.port}), job {job_id}"
+               + (" with storage commitment" if args.commit else ""))
         job = _run_job_here(queue, job_id, f"send to {node.name}", len(instances))
+        if job.status == DONE and job.state.get("commit_job"):
+            print(f"job {job.id} {job.status}: {job.message}", file=sys.stderr)
+            with _receiving(archive):  # the report may come on an association of its own
+                job = _run_job_here(queue, job.state["commit_job"], f"commitment by {node.name}", len(instances))
     finally:
         archive.close()
     if args.json:
@@ -197,33 +204,43 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _receiving(archive, needed: bool = True):
+    """Our node listening while the block runs: the GUI's or 'lightbox node' if one is up,
+    else one started here for the time being (a C-MOVE, a late commitment report)."""
+    aet, port = archive.settings.service_address("storage")
+    if not needed or _listening("127.0.0.1", port):
+        yield
+        return
+    from app.net.node import Node
+    receiver = Node(archive)
+    try:
+        receiver.start()
+    except Exception as exc:  # noqa: BLE001 - the port is taken or not allowed
+        raise CliError(f"cannot receive on port {port}: {exc}") from None
+    print(f"receiving as {aet} on port {port} while the job runs", file=sys.stderr)
+    try:
+        yield
+    finally:
+        receiver.stop()
+
+
 def cmd_retrieve(args) -> int:
     from app.jobs import retrieve_job
-    from app.jobs.queue import DONE, JobQueue
+    from app.jobs.queue import DONE
+    from app.jobs.runners import make_job_queue
     archive = _archive(args)
-    receiver = None
     try:
         node = _remote_node(archive, args.node)
-        aet, port = archive.settings.service_address("storage")
-        if args.method == "move" and not _listening("127.0.0.1", port):
-            # nothing receives for us (no GUI, no 'lightbox node'): receive here while it runs
-            from app.net.node import Node
-            receiver = Node(archive)
-            try:
-                receiver.start()
-            except Exception as exc:  # noqa: BLE001 - the port is taken or not allowed
-                raise CliError(f"cannot receive the C-MOVE on port {port}: {exc}") from None
-            print(f"receiving as {aet} on port {port} while the retrieve runs", file=sys.stderr)
-        queue = JobQueue(archive.engine, {retrieve_job.KIND: retrieve_job.runner(archive)})
+        queue = make_job_queue(archive)
         job_id = queue.submit(retrieve_job.KIND, retrieve_job.title(node.name, args.study, args.series, args.method),
                               retrieve_job.params(node.name, args.study, args.series, args.method),
                               group=retrieve_job.group(node.name))
         _audit(archive.engine, "retrieve", f"study {args.study}{' series ' + args.series if args.series else ''} "
                                            f"from {node.name} by {args.method}, job {job_id}")
-        job = _run_job_here(queue, job_id, f"retrieve from {node.name}")
+        with _receiving(archive, needed=args.method == "move"):
+            job = _run_job_here(queue, job_id, f"retrieve from {node.name}")
     finally:
-        if receiver is not None:
-            receiver.stop()
         archive.close()
     if args.json:
         _print_json(job.as_dict())
@@ -562,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--study", metavar="UID", help="a study of the local archive")
     what.add_argument("--series", metavar="UID", help="a series of the local archive")
     what.add_argument("paths", nargs="*", type=Path, default=[], help="DICOM files or folders")
+    s.add_argument("--commit", action="store_true",
+                   help="then ask the node for storage commitment (after commit.delay seconds)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_send)
 

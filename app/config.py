@@ -63,6 +63,10 @@ SETTINGS: tuple[Setting, ...] = (
     # sending (spec §4.2.1.3.1.1: retries of transient failures, default 2, 30 s apart)
     Setting("send.retries", 2, "retries of a send after a transient failure (unreachable, dropped)", 0, 100),
     Setting("send.retry_interval", 30, "s between the retries of a send", 1, 3600),
+    # storage commitment (spec §4.2.1.3.2)
+    Setting("commit.delay", 600, "s after a send before the commitment request (the archive indexes first)", 0, 86400),
+    Setting("commit.per_instance", False, "one commitment request per instance instead of one per send"),
+    Setting("commit.report_timeout", 600, "s to wait for the commitment report", 5, 86400),
     Setting("viewer.cache_mb", 1024, "memory for decoded images per open series in the viewer, MB", 64, 65536),
     # secure transport (spec §4.4.1.1, §7.1.2 — TLS 1.2/1.3 instead of TLS 1.0)
     Setting("tls.mode", "off", "off | also (TLS on tls.port besides plain) | only (secure only)",

@@ -34,9 +34,10 @@ def title(node_name: str, what: str, count: int) -> str:
     return f"Send {what} to {node_name} ({count} instance{'s' if count != 1 else ''})"
 
 
-def params(node_name: str, instances: list[Instance], archive_root: Path | None = None) -> dict:
+def params(node_name: str, instances: list[Instance], archive_root: Path | None = None,
+           commit: bool = False) -> dict:
     """Job parameters: paths inside the archive are kept relative to it (the archive may
-    be moved between a crash and the resume)."""
+    be moved between a crash and the resume); ``commit``: ask for storage commitment after."""
     rows = []
     for i in instances:
         path = Path(i.path)
@@ -45,7 +46,7 @@ def params(node_name: str, instances: list[Instance], archive_root: Path | None 
         else:
             where = "file"
         rows.append([where, str(path), i.sop_class, i.sop_instance, i.transfer_syntax])
-    return {"node": node_name, "instances": rows}
+    return {"node": node_name, "instances": rows, "commit": commit}
 
 
 def archive_instances(archive, *, study: str | None = None, series: str | None = None) -> list[Instance]:
@@ -110,7 +111,17 @@ def runner(archive, sleep=time.sleep):
                 ctx.progress(_delivered(state), message=f"{exc}; retry {attempt} of {retries} in {wait} s",
                              state=state)
                 _wait(ctx, wait, sleep)
-        return _finish(state, len(items), node)
+        message = _finish(state, len(items), node)
+        if ctx.job.params.get("commit") and "commit_job" not in state:
+            from app.jobs import commit_job
+            delay = archive.settings["commit.delay"]
+            state["commit_job"] = ctx.queue.submit(
+                commit_job.KIND, commit_job.title(node.name, len(items)),
+                commit_job.params(node.name, [(i.sop_class, i.sop_instance) for i in items], delay),
+                owner=ctx.job.owner, group=f"commit:{node.name}")
+            ctx.progress(_delivered(state), len(items), state=state)
+            message += f"; storage commitment asked for in {delay} s (job {state['commit_job']})"
+        return message
     return run
 
 

@@ -20,7 +20,8 @@ from pynetdicom import AE, _config, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import acse_hooks, direct_messages, query_retrieve, reactors, storage, tls, verification
+from app.net import (acse_hooks, commitment, direct_messages, query_retrieve, reactors, storage, tls,
+                     verification)
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
 
@@ -34,6 +35,7 @@ REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)  # transient, service provider (presenta
 SERVICE_CONTEXTS = {
     "verification": verification.scp_contexts,
     "storage": storage.scp_contexts,
+    "commitment": commitment.scp_contexts,
     "query": query_retrieve.find_contexts,
     "retrieve": query_retrieve.retrieve_contexts,
 }
@@ -336,6 +338,8 @@ class Node:
             (evt.EVT_SOP_EXTENDED, query_retrieve.handle_extended),
             (evt.EVT_C_MOVE, query_retrieve.handle_move, [self.archive]),
             (evt.EVT_C_GET, query_retrieve.handle_get, [self.archive]),
+            (evt.EVT_N_ACTION, commitment.handle_action, [self.archive]),
+            (evt.EVT_N_EVENT_REPORT, commitment.handle_report, [self.archive]),
         ]
         host = self.setting("node.host")
         bind_host = host or "::"
@@ -371,6 +375,10 @@ class Node:
                 for cx in contexts:
                     if cx.abstract_syntax in storage_uids:
                         cx.scu_role, cx.scp_role = True, True
+            for cx in contexts:
+                if cx.abstract_syntax == commitment.PUSH_MODEL:
+                    # a commitment SCP reporting on an association it opens takes the SCP role
+                    cx.scu_role, cx.scp_role = True, True
             plans = []
             if mode == "only":
                 plans.append((port, secure))

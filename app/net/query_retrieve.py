@@ -670,21 +670,3 @@ def merge_studies(found: dict[str, list[dict]]) -> list[dict]:
     return sorted(merged.values(), key=lambda r: (r.get("StudyDate") or "", r.get("StudyTime") or ""), reverse=True)
 
 
-DATE_PRESETS = ("any", "today", "yesterday", "last 7 days", "range")
-
-
-def date_range(preset: str, today, start=None, end=None) -> str:
-    """A Study Date matching value for a preset of the query dialog (``today`` a date)."""
-    from datetime import timedelta
-    fmt = "%Y%m%d"
-    if preset == "today":
-        return today.strftime(fmt)
-    if preset == "yesterday":
-        return (today - timedelta(days=1)).strftime(fmt)
-    if preset == "last 7 days":
-        return f"{(today - timedelta(days=6)).strftime(fmt)}-{today.strftime(fmt)}"
-    if preset == "range" and (start or end):
-        if start and end and start == end:
-            return start.strftime(fmt)
-        return f"{start.strftime(fmt) if start else ''}-{end.strftime(fmt) if end else ''}"  # open ends allowed
-    return ""

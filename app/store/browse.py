@@ -59,15 +59,64 @@ class StudyFilter:
             keys["AccessionNumber"] = acc
         if self.modality:
             keys["Modality"] = self.modality  # any series of the study
-        if self.date_from or self.date_to:
-            lo = self.date_from.strftime("%Y%m%d") if self.date_from else ""
-            hi = self.date_to.strftime("%Y%m%d") if self.date_to else ""
-            keys["StudyDate"] = lo if lo == hi else f"{lo}-{hi}"
+        if when := date_key(self.date_from, self.date_to):
+            keys["StudyDate"] = when
         return keys
 
 
+def date_key(lo: date | None, hi: date | None) -> str | None:
+    """A date matching value (PS3.4 C.2.2.2.5): one day, a range, or a range open at one end."""
+    if not lo and not hi:
+        return None
+    a = lo.strftime("%Y%m%d") if lo else ""
+    b = hi.strftime("%Y%m%d") if hi else ""
+    return a if a == b else f"{a}-{b}"
+
+
 def studies(engine: Engine, flt: StudyFilter, limit: int = STUDY_LIMIT) -> list[dict]:
-    return search(engine, "study", flt.keys(), limit=limit)
+    """The matching studies, each with ``_archived``: where storage commitment stands."""
+    rows = search(engine, "study", flt.keys(), limit=limit)
+    states = archive_states(engine, [r["StudyInstanceUID"] for r in rows])
+    for r in rows:
+        r["_archived"] = states.get(r["StudyInstanceUID"], "")
+    return rows
+
+
+def archive_states(engine: Engine, study_uids: list[str]) -> dict[str, str]:
+    """Storage commitment per study, in words for the browser: "✓ PACS" once a node committed
+    to keep every instance, "✗ PACS: 2 failed" when it refused some, "… PACS" while its
+    report is awaited (app.net.commitment)."""
+    from sqlalchemy import func, select
+
+    from app.store.schema import commit_item, commitment, instance, series, study
+    out: dict[str, list[str]] = {}
+    if not study_uids:
+        return {}
+    with engine.connect() as conn:
+        for i in range(0, len(study_uids), 500):
+            chunk = study_uids[i:i + 500]
+            committed = conn.execute(select(commitment.c.study_uid, commitment.c.node).distinct()
+                                     .where(commitment.c.study_uid.in_(chunk))).all()
+            done = {(uid, node) for uid, node in committed}
+            for uid, node in sorted(done):
+                out.setdefault(uid, []).append(f"✓ {node}")
+            rows = conn.execute(
+                select(study.c.StudyInstanceUID, commit_item.c.node, commit_item.c.state, func.count())
+                .join(series, series.c.study_id == study.c.id).join(instance, instance.c.series_id == series.c.id)
+                .join(commit_item, commit_item.c.sop_instance == instance.c.SOPInstanceUID)
+                .where(study.c.StudyInstanceUID.in_(chunk))
+                .group_by(study.c.StudyInstanceUID, commit_item.c.node, commit_item.c.state)).all()
+            by: dict[tuple[str, str], dict[str, int]] = {}
+            for uid, node, state, n in rows:
+                by.setdefault((uid, node), {})[state] = n
+            for (uid, node), states in sorted(by.items()):
+                if (uid, node) in done:
+                    continue
+                if states.get("failed"):
+                    out.setdefault(uid, []).append(f"✗ {node}: {states['failed']} failed")
+                elif states.get("pending"):
+                    out.setdefault(uid, []).append(f"… {node}")
+    return {uid: ", ".join(parts) for uid, parts in out.items()}
 
 
 def series_of(engine: Engine, study_uid: str) -> list[dict]:

@@ -106,6 +106,21 @@ commitment = Table(
     Column("committed_at", DateTime(timezone=True), nullable=False),
 )
 
+# Our storage commitment requests, one row per instance (app.net.commitment): pending until
+# the node's N-EVENT-REPORT says committed or failed (with the Failure Reason).
+commit_item = Table(
+    "commit_item", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("transaction_uid", String(64), nullable=False, index=True),
+    Column("node", String(64), nullable=False),
+    Column("sop_class", String(64), nullable=False),
+    Column("sop_instance", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
+)
+
 # Users of the workstation (app.store.users); passwords only as scrypt hashes.
 app_user = Table(
     "app_user", metadata,

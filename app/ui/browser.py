@@ -47,6 +47,7 @@ STUDY_COLUMNS = (
     ("Series", "NumberOfStudyRelatedSeries", str),
     ("Images", "NumberOfStudyRelatedInstances", str),
     ("Referring physician", "ReferringPhysicianName", text.person_name),
+    ("Archived", "_archived", str),  # storage commitment (✓ committed, ✗ failed, … awaited)
 )
 SERIES_COLUMNS = (
     ("#", "SeriesNumber", str),

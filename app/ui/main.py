@@ -255,7 +255,7 @@ class MainWindow(QMainWindow):
         self.send_dialog = dialog
         if dialog.exec() != QDialog.Accepted or dialog.chosen() is None:
             return
-        node, archive, jobs = dialog.chosen(), self.archive, self.jobs
+        node, archive, jobs, commit = dialog.chosen(), self.archive, self.jobs, dialog.commit.isChecked()
         owner = self.user.name if self.user else None
         uids = [r["StudyInstanceUID"] for r in rows]
 
@@ -263,7 +263,7 @@ class MainWindow(QMainWindow):
             instances = [i for uid in uids for i in send_job.archive_instances(archive, study=uid)]
             what = f"study {uids[0]}" if len(uids) == 1 else f"{len(uids)} studies"
             job_id = jobs.submit(send_job.KIND, send_job.title(node.name, what, len(instances)),
-                                 send_job.params(node.name, instances, archive.files.root), owner=owner,
+                                 send_job.params(node.name, instances, archive.files.root, commit=commit), owner=owner,
                                  group=send_job.group(node.name))
             for r in rows:
                 audit.log(archive.engine, owner or "workstation", "send", f"to {node.name}, job {job_id}",

@@ -4,8 +4,6 @@ retrieve studies or series as jobs (app.jobs.retrieve_job)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 from PySide6.QtCore import QDate, Qt
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QDialog, QFormLayout, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
@@ -13,6 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QDialog,
 
 from app.dicom import formatting as text
 from app.net import query_retrieve as qr
+from app.store.browse import DATE_PRESETS, date_key, preset_range
 from app.ui.background import run_in_background
 
 # the study-level search fields of Table 4-18 shown in the form (keyword, label); Study Date
@@ -23,6 +22,7 @@ FIELDS = (("PatientName", "Patient name"), ("PatientID", "Patient ID"), ("Access
 COLUMNS = (("PatientName", "Patient"), ("PatientID", "Patient ID"), ("PatientBirthDate", "Born"),
            ("StudyDate", "Date"), ("AccessionNumber", "Accession"), ("ModalitiesInStudy", "Modalities"),
            ("StudyDescription", "Description"), ("NumberOfStudyRelatedInstances", "Images"), ("_nodes", "On"))
+RANGE = "Date range"  # as in the browser
 UID_ROLE = Qt.UserRole
 ROW_ROLE = Qt.UserRole + 1
 
@@ -65,7 +65,7 @@ class QueryRetrieveDialog(QDialog):
             form.addRow(label, edit)
         dates = QHBoxLayout()
         self.preset = QComboBox()
-        self.preset.addItems([p.capitalize() if p != "any" else "Any date" for p in qr.DATE_PRESETS])
+        self.preset.addItems([*DATE_PRESETS, RANGE])  # the browser's presets, and a range
         self.start, self.end = QDateEdit(QDate.currentDate()), QDateEdit(QDate.currentDate())
         for d in (self.start, self.end):
             d.setCalendarPopup(True)
@@ -118,7 +118,7 @@ class QueryRetrieveDialog(QDialog):
 
     # -- search ---------------------------------------------------------------------------
     def _preset_changed(self) -> None:
-        ranged = qr.DATE_PRESETS[self.preset.currentIndex()] == "range"
+        ranged = self.preset.currentText() == RANGE
         self.start.setEnabled(ranged)
         self.end.setEnabled(ranged)
 
@@ -134,9 +134,11 @@ class QueryRetrieveDialog(QDialog):
         keys = {kw: edit.text().strip() for kw, edit in self.fields.items() if edit.text().strip()}
         if keys.get("PatientName") and not keys["PatientName"].endswith("*"):
             keys["PatientName"] += "*"  # as the browser and the reference's SCP do: DOE finds DOE^JOHN
-        preset = qr.DATE_PRESETS[self.preset.currentIndex()]
-        when = qr.date_range(preset, date.today(), self.start.date().toPython(), self.end.date().toPython())
-        if when:
+        if self.preset.currentText() == RANGE:
+            lo, hi = self.start.date().toPython(), self.end.date().toPython()
+        else:
+            lo, hi = preset_range(self.preset.currentText())
+        if when := date_key(lo, hi):
             keys["StudyDate"] = when
         return keys
 

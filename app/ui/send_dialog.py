@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem,
                                QVBoxLayout)
 
 from app.dicom import formatting as text
@@ -39,6 +39,10 @@ class SendDialog(QDialog):
         self.empty.setWordWrap(True)
         self.empty.setVisible(not self.nodes)
         layout.addWidget(self.empty)
+        self.commit = QCheckBox("Then ask it to commit to keep them (storage commitment)")
+        self.commit.setToolTip("Only a committed study may be removed here by the disk watermark; the 'Archived' "
+                               "column of the browser shows the answer.")
+        layout.addWidget(self.commit)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.buttons.button(QDialogButtonBox.Ok).setText("Send")
         self.buttons.accepted.connect(self.accept)
@@ -52,7 +56,11 @@ class SendDialog(QDialog):
         self.resize(460, 360)
 
     def _update(self) -> None:
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(self.chosen() is not None)
+        node = self.chosen()
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(node is not None)
+        can_commit = node is not None and "commit" in node.roles
+        self.commit.setEnabled(can_commit)
+        self.commit.setChecked(can_commit)  # a node that offers commitment is asked by default
 
     def chosen(self):
         item = self.list.currentItem()

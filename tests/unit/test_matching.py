@@ -141,18 +141,15 @@ def test_non_ascii_values_narrow_only_on_their_ascii_parts():
         assert rows >= {v for v in values if eq(v)}
 
 
-def test_query_dialog_date_presets_and_enterprise_merge():
+def test_date_keys_and_enterprise_merge():
     from datetime import date
 
-    from app.net.query_retrieve import date_range, merge_studies
-    today = date(2026, 3, 1)
-    assert date_range("today", today) == "20260301"
-    assert date_range("yesterday", today) == "20260228"
-    assert date_range("last 7 days", today) == "20260223-20260301"
-    assert date_range("range", today, date(2025, 12, 31), date(2026, 1, 2)) == "20251231-20260102"
-    assert date_range("range", today, date(2026, 1, 2), date(2026, 1, 2)) == "20260102"
-    assert date_range("range", today, None, date(2026, 1, 2)) == "-20260102"
-    assert date_range("any", today) == "" and date_range("range", today) == ""
+    from app.net.query_retrieve import merge_studies
+    from app.store.browse import date_key
+    assert date_key(date(2025, 12, 31), date(2026, 1, 2)) == "20251231-20260102"
+    assert date_key(date(2026, 1, 2), date(2026, 1, 2)) == "20260102"
+    assert date_key(None, date(2026, 1, 2)) == "-20260102" and date_key(date(2026, 1, 2), None) == "20260102-"
+    assert date_key(None, None) is None
     merged = merge_studies({"A": [{"StudyInstanceUID": "1", "StudyDate": "20240101", "PatientName": ""},
                                   {"StudyInstanceUID": "2", "StudyDate": "20250101"}],
                             "B": [{"StudyInstanceUID": "1", "PatientName": "Doe^J", "StudyDate": "19990101"},
