@@ -21,17 +21,17 @@ def _window(qtbot, archive, role):
 
 def _tools(win) -> dict[str, bool]:
     menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Tools")
-    return {a.text().replace("&", "").rstrip("…"): a.isEnabled() for a in menu.actions()}
+    return {a.text().replace("&", "").rstrip("…").strip(): a.isEnabled() for a in menu.actions() if not a.isSeparator()}
 
 
 def test_menus_follow_the_role(qtbot, tmp_path):
     archive = Archive(tmp_path / "home")
     try:
-        assert _tools(_window(qtbot, archive, "reading")) == {"Settings": False, "Users": False,
-                                                              "Audit trail": False, "Log": False}
+        assert _tools(_window(qtbot, archive, "reading")) == {"Query / Retrieve": True, "Settings": False,
+                                                              "Users": False, "Audit trail": False, "Log": False}
         assert _tools(_window(qtbot, archive, "technologist"))["Settings"] is False
-        assert _tools(_window(qtbot, archive, "admin")) == {"Settings": True, "Users": True, "Audit trail": True,
-                                                            "Log": False}
+        assert _tools(_window(qtbot, archive, "admin")) == {"Query / Retrieve": True, "Settings": True, "Users": True,
+                                                            "Audit trail": True, "Log": False}
         assert all(_tools(_window(qtbot, archive, "service")).values())
     finally:
         archive.close()
