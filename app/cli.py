@@ -79,9 +79,14 @@ def cmd_node(args) -> int:
     from app.jobs.runners import make_job_queue
     jobs = make_job_queue(archive)
     jobs.start()
+    from app.jobs.router import Router
+    from app.store.watermark import Watchdog
+    watermark, router = Watchdog(archive).start(), Router(archive, jobs).start()
     while not stop.wait(0.5):
         if workers > 1:
             node.respawn_dead()
+    router.stop()
+    watermark.stop()
     jobs.stop()
     node.stop()
     archive.close()
@@ -247,6 +252,38 @@ def cmd_retrieve(args) -> int:
     else:
         print(f"job {job.id} {job.status}: {job.message}")
     return 0 if job.status == DONE else 1
+
+
+# -- routes -----------------------------------------------------------------------------
+def cmd_routes(args) -> int:
+    from app.jobs import router
+    archive = _archive(args)
+    try:
+        if args.routes_cmd == "add":
+            _remote_node(archive, args.to)
+            router.add_route(archive.engine, router.Route(args.name, args.to, args.from_aet, args.modality,
+                                                          args.commit))
+            _audit(archive.engine, "route-add", f"{args.name}: to {args.to} from {args.from_aet or 'any AE'}, "
+                                                f"{args.modality or 'any modality'}{', commit' if args.commit else ''}")
+            print(f"route {args.name}: what arrives from now on "
+                  f"{'from ' + args.from_aet if args.from_aet else ''}{' of modality ' + args.modality if args.modality else ''}"
+                  f" goes to {args.to}{' with storage commitment' if args.commit else ''}")
+        elif args.routes_cmd == "remove":
+            if not router.remove_route(archive.engine, args.name):
+                raise CliError(f"no route named '{args.name}'")
+            _audit(archive.engine, "route-remove", args.name)
+            print(f"removed {args.name}")
+        else:
+            routes = router.list_routes(archive.engine)
+            if args.json:
+                _print_json([r.as_dict() for r in routes])
+            else:
+                _print_table(["name", "to", "from_aet", "modality", "commit"],
+                             [{k: ("yes" if v is True else "" if v in (None, False) else v) for k, v in r.as_dict().items()}
+                              for r in routes])
+    finally:
+        archive.close()
+    return 0
 
 
 # -- query ------------------------------------------------------------------------------
@@ -592,6 +629,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="C-MOVE to this node (default) or C-GET over one association (firewalls)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_retrieve)
+
+    s = sub.add_parser("routes", help="auto-archive: send what is received to a node (run by the node)")
+    rs = s.add_subparsers(dest="routes_cmd", required=True)
+    a = rs.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("--to", required=True, metavar="NODE", help="destination node")
+    a.add_argument("--from-aet", help="only what this AE title sends (default: from anyone)")
+    a.add_argument("--modality", help="only series of this modality (default: all)")
+    a.add_argument("--commit", action="store_true", help="and ask for storage commitment")
+    lst = rs.add_parser("list")
+    lst.add_argument("--json", action="store_true")
+    rs.add_parser("remove").add_argument("name")
+    s.set_defaults(fn=cmd_routes)
 
     s = sub.add_parser("query", help="search a remote node (C-FIND)")
     s.add_argument("node", help="remote node name (see 'lightbox nodes list')")

@@ -59,10 +59,17 @@ SETTINGS: tuple[Setting, ...] = (
     # acceptance policy (spec §4.2.1.4, §7.2)
     Setting("policy.check_calling_ae", True, "accept only configured remote nodes as callers"),
     Setting("policy.async_window", 16, "window offered when a peer asks for an unlimited one (§4.2.1.2.1)", 1, 65535),
+    Setting("storage.watermark_high", 90, "disk % used above which committed studies are deleted, oldest "
+            "first (0 = never)", 0, 100),
+    Setting("storage.watermark_low", 80, "disk % used the watermark deletes down to", 0, 100),
+    Setting("storage.watermark_check", 60, "s between two watermark checks", 1, 86400),
     Setting("storage.free_space_floor_mb", 500, "refuse to store (A700) below this much free disk, MB", 0, 10**7),
     # sending (spec §4.2.1.3.1.1: retries of transient failures, default 2, 30 s apart)
     Setting("send.retries", 2, "retries of a send after a transient failure (unreachable, dropped)", 0, 100),
     Setting("send.retry_interval", 30, "s between the retries of a send", 1, 3600),
+    # auto-archive (spec §4.1.2.2): routing rules are kept with the nodes ('lightbox routes')
+    Setting("routing.stable", 30, "s a received study must be quiet before its routing rules send it", 0, 86400),
+    Setting("routing.check", 10, "s between two looks for received studies to route", 1, 3600),
     # storage commitment (spec §4.2.1.3.2)
     Setting("commit.delay", 600, "s after a send before the commitment request (the archive indexes first)", 0, 86400),
     Setting("commit.per_instance", False, "one commitment request per instance instead of one per send"),

@@ -121,6 +121,31 @@ commit_item = Table(
     Column("answered_at", DateTime(timezone=True)),
 )
 
+# Auto-archive routing rules (spec §4.1.2.2; app.jobs.router): what is received (from an
+# AE title, of a modality) is sent to a node, with storage commitment if asked. Only what
+# arrives after a rule is made (instance id above start_id) is routed.
+route = Table(
+    "route", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("to_node", String(64), nullable=False),
+    Column("from_aet", String(16)),
+    Column("modality", String(16)),
+    Column("commit", Integer, nullable=False, default=0),
+    Column("enabled", Integer, nullable=False, default=1),
+    Column("start_id", Integer, nullable=False, default=0),
+)
+
+# What each rule has sent of a study: instances up to last_instance_id.
+routed = Table(
+    "routed", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("route", String(64), nullable=False, index=True),
+    Column("study_uid", Text, nullable=False),
+    Column("last_instance_id", Integer, nullable=False),
+    Column("routed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("route", "study_uid", name="uq_routed"),
+)
+
 # Users of the workstation (app.store.users); passwords only as scrypt hashes.
 app_user = Table(
     "app_user", metadata,

@@ -35,6 +35,11 @@ class MainWindow(QMainWindow):
         self._own_jobs = jobs is None
         if self._own_jobs:
             self.jobs.start()
+        # the disk watermark runs with the workstation's own node (not in a viewer-only window)
+        from app.jobs.router import Router
+        from app.store.watermark import Watchdog
+        self.watermark = Watchdog(archive).start() if node is not None else None
+        self.router = Router(archive, self.jobs).start() if node is not None else None
         self.setWindowTitle("Lightbox" + (f" — {user.full_name or user.name}" if user else ""))
         self.bridge = CoreBridge(self)
         self.browser = PatientBrowser(archive, self)
@@ -322,6 +327,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.bridge.close()
+        for worker in (self.router, self.watermark):
+            if worker is not None:
+                worker.stop()
         if self._own_jobs:
             self.jobs.stop()  # a running job resumes at the next start
         self.browser.pool.waitForDone(5000)

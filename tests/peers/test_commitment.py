@@ -140,3 +140,62 @@ def test_orthanc_asks_lightbox_to_commit(setup):
     assert reasons == {unknown[1]: 0x0112, conflict[1]: 0x0119}, report
     assert "storage commitment request" in node.output() or "storage commitment" in \
         (home / "logs" / "lightbox.log").read_text()
+
+
+def test_watermark_deletes_only_what_an_archive_committed_to_keep(setup, tmp_path):
+    """Above storage.watermark_high the node deletes the committed study (oldest first) and
+    keeps the one no archive committed to, saying so in the log."""
+    home = setup["home"]
+    study, series = generate_uid(), generate_uid()
+    kept = save(ct_dataset(study, series, generate_uid(), 1, size=16, patient_id="KEEP"), tmp_path / "keep.dcm")
+    lightbox(home, "import", str(kept))
+    proc = lightbox(home, "send", "PACS", "--study", setup["study"], "--commit", "--json", check=False, timeout=180)
+    assert json.loads(proc.stdout)["status"] == "done", proc.stderr
+    for key, value in (("storage.watermark_high", 1), ("storage.watermark_low", 0), ("storage.watermark_check", 1)):
+        lightbox(home, "config", "set", key, str(value))  # any real disk is fuller than 1 %
+    node = NodeProcess(home, aet=setup["our_aet"], port=setup["our_port"]).start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _sop_instances(home, setup["study"]):
+            time.sleep(0.3)
+        time.sleep(1.5)  # one more check: it must leave the uncommitted study alone
+    finally:
+        node.stop()
+    assert _sop_instances(home, setup["study"]) == []
+    assert len(_sop_instances(home, study)) == 1
+    log = (home / "logs" / "lightbox.log").read_text()
+    assert "watermark: disk above 1 % used; 1 committed stud(ies) deleted" in log
+    assert "no committed study is left to delete: 1 stud(ies) no archive has committed to keep stay" in log
+    audit = lightbox(home, "audit", "--action", "delete", "--json").stdout
+    assert "watermark" in audit
+
+
+def test_auto_archive_routes_what_a_modality_sends_with_commitment(setup, tmp_path):
+    """A rule 'from MODALITY to PACS with commitment': the node sends the study once it is
+    quiet, Orthanc commits to keep it, and the browser shows it archived; what another AE
+    sends, and a rule for another modality, send nothing."""
+    home = setup["home"]
+    for key, value in (("routing.stable", 1), ("routing.check", 1), ("policy.check_calling_ae", "false")):
+        lightbox(home, "config", "set", key, str(value))
+    lightbox(home, "routes", "add", "ARCHIVE", "--to", "PACS", "--from-aet", "MODALITY", "--commit")
+    lightbox(home, "routes", "add", "MRONLY", "--to", "PACS", "--modality", "MR")
+    routes = json.loads(lightbox(home, "routes", "list", "--json").stdout)
+    assert [(r["name"], r["from_aet"], r["modality"], r["commit"]) for r in routes] == \
+        [("ARCHIVE", "MODALITY", None, True), ("MRONLY", None, "MR", False)]
+    study, series = generate_uid(), generate_uid()
+    new = [save(ct_dataset(study, series, generate_uid(), i + 1, size=16), tmp_path / f"n{i}.dcm") for i in range(3)]
+    other = save(ct_dataset(generate_uid(), generate_uid(), generate_uid(), 1, size=16), tmp_path / "other.dcm")
+    node = NodeProcess(home, aet=setup["our_aet"], port=setup["our_port"]).start()
+    try:
+        from peerutil import storescu
+        assert storescu(node, *new, calling="MODALITY").returncode == 0
+        assert storescu(node, other, calling="OTHER").returncode == 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _archived(home, study) != "✓ PACS":
+            time.sleep(0.3)
+    finally:
+        node.stop()
+    assert _archived(home, study) == "✓ PACS"
+    held = {i["MainDicomTags"]["SOPInstanceUID"] for i in _rest(setup["base"], "/instances?expand")}
+    assert held == {r["SOPInstanceUID"] for r in _sop_instances(home, study)}  # nothing else went
+    assert "rule ARCHIVE: 3 instance(s) of study" in (home / "logs" / "lightbox.log").read_text()
