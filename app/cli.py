@@ -382,7 +382,8 @@ def cmd_nodes(args) -> int:
                 raise CliError("--pin expects a SHA-256 thumbprint: 64 hex digits (colons allowed)")
             roles = tuple(args.roles.split(",")) if args.roles else nodes.ROLES
             node = nodes.add_node(archive.engine, nodes.RemoteNode(
-                args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment),
+                args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment,
+                nodes.syntaxes_from_text(args.syntaxes or "")),
                 replace=args.replace)
             _audit(archive.engine, "node-add", f"{node.name}: {node.aet}@{node.host}:{node.port}")
             print(f"added {node.name}: {node.aet}@{node.host}:{node.port}"
@@ -671,6 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--cert", type=Path, help="pin this node's certificate (PEM)")
     a.add_argument("--pin", help="expected SHA-256 thumbprint of --cert")
     a.add_argument("--comment")
+    a.add_argument("--syntaxes", metavar="LIST",
+                   help="transfer syntaxes to send in, preferred first: names (explicit, implicit, jpeg-lossless, "
+                        "j2k-lossless, rle, jpeg-extended, jpeg-baseline, j2k) or UIDs; default: as stored")
     a.add_argument("--replace", action="store_true", help="replace a node of the same name")
     lst = ns.add_parser("list")
     lst.add_argument("--json", action="store_true")

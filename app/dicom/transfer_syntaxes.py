@@ -43,3 +43,11 @@ STORAGE_SCP = (
 
 # Non-storage services (verification, commitment, query) take the uncompressed ones only.
 UNCOMPRESSED = (ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian)
+
+# Short names for the transfer syntaxes a remote node may be sent in ('lightbox nodes add
+# --syntaxes'): the uncompressed ones and what app.dicom.compression makes.
+SYNTAX_NAMES = {
+    "explicit": ExplicitVRLittleEndian, "implicit": ImplicitVRLittleEndian, "big-endian": ExplicitVRBigEndian,
+    "jpeg-lossless": JPEGLosslessSV1, "j2k-lossless": JPEG2000Lossless, "rle": RLELossless,
+    "jpeg-extended": JPEGExtended12Bit, "jpeg-baseline": JPEGBaseline8Bit, "j2k": JPEG2000,
+}

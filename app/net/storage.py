@@ -89,17 +89,46 @@ class StoredInstance(Dataset):
         return ds
 
 
-def to_send(instance: Instance, accepted: list) -> Dataset | None:
-    """What to hand pynetdicom for one sub-operation, given the contexts the peer accepted
-    (for C-GET, those where we are the storage SCU): the stored bytes when it took the
-    stored transfer syntax; else the data set decompressed when it took an uncompressed
-    one (any uncompressed syntax carries uncompressed data); else as stored, and the
-    C-STORE fails and is counted as a failed sub-operation. None: unreadable."""
+def to_send(instance: Instance, accepted: list, preferred: tuple[str, ...] = ()) -> Dataset | None:
+    """What to hand pynetdicom for one C-STORE, given the contexts the peer accepted (for
+    C-GET, those where we are the storage SCU) and the node's transfer syntax preference
+    (§4.2.1.3.1.2; empty: as stored, else uncompressed). The first preferred syntax it
+    accepted that we can give this instance wins: the stored one as its stored bytes, an
+    uncompressed one decompressed, a compressed one made by app.dicom.compression when the
+    instance meets its criteria (a lossy one only when nothing lossless was accepted).
+    Otherwise as stored, or decompressed; else as stored, and the C-STORE fails and is
+    counted. None: unreadable."""
+    from app.dicom import compression
     syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class}
     ts = UID(instance.transfer_syntax)
-    if ts in syntaxes and not ts.is_deflated:
+    lossless_taken = any(s in UNCOMPRESSED or (UID(s).is_compressed and not compression.is_lossy(s))
+                         for s in syntaxes)
+    ds, uncompressed = None, False
+    for want in preferred:
+        if want not in syntaxes:
+            continue
+        if want == ts and not ts.is_deflated:
+            return StoredInstance(instance)
+        if want in UNCOMPRESSED:
+            uncompressed = True  # decompressed below
+            break
+        if want in compression.PRODUCIBLE and not (compression.is_lossy(want) and lossless_taken):
+            ds = ds or read_instance(instance)
+            if ds is None:
+                return None
+            if ds.file_meta.TransferSyntaxUID.is_compressed:
+                ds.decompress(generate_instance_uid=False)
+            if compression.eligible(ds, want):
+                try:
+                    return compression.compress(ds, want)
+                except Exception as exc:  # noqa: BLE001 - sent uncompressed instead; the log says why
+                    log.warning("could not compress %s to %s (%s): sending it uncompressed", instance.sop_instance,
+                                UID(want).name, exc)
+                    ds, uncompressed = read_instance(instance), True
+                    break
+    if ts in syntaxes and not ts.is_deflated and not uncompressed:
         return StoredInstance(instance)
-    ds = read_instance(instance)
+    ds = ds or read_instance(instance)
     if ds is not None and ds.file_meta.TransferSyntaxUID.is_compressed and syntaxes & set(UNCOMPRESSED):
         ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
     return ds
@@ -114,18 +143,20 @@ def read_instance(instance: Instance) -> Dataset | None:
         return None
 
 
-def outgoing_contexts(instances: list[Instance]) -> list:
-    """Contexts to propose for sending ``instances``: per SOP class, the stored compressed
-    transfer syntaxes on their own (an acceptor taking them is not pushed to an uncompressed
-    one) and the uncompressed ones; one context per class when that would exceed 128."""
+def outgoing_contexts(instances: list[Instance], preferred: tuple[str, ...] = ()) -> list:
+    """Contexts to propose for sending ``instances``: per SOP class, each stored compressed
+    transfer syntax and each compressed syntax of the node's preference on its own context
+    (an acceptor taking several lets our preference choose), and the uncompressed ones; one
+    context per class when that would exceed 128."""
     from pynetdicom import build_context
     by_class: dict[str, set[str]] = {}
     for i in instances:
         by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
     out = []
     for sop, syntaxes in sorted(by_class.items()):
-        compressed = sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed)
-        out += [build_context(sop, [ts]) for ts in compressed]  # each on its own: all may be taken
+        compressed = [ts for ts in preferred if UID(ts).is_compressed]
+        compressed += sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed and ts not in compressed)
+        out += [build_context(sop, [ts]) for ts in compressed]
         out.append(build_context(sop, list(UNCOMPRESSED)))
     if len(out) > 128:
         out = [build_context(sop, sorted(s | set(UNCOMPRESSED))) for sop, s in sorted(by_class.items())][:128]
@@ -143,7 +174,8 @@ class Sender:
         from app.net.remote import open_association, scu_ae
         self.node = node
         self.ae = scu_ae(settings)
-        self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances))
+        self.preferred = tuple(getattr(node, "transfer_syntaxes", ()) or ())
+        self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances, self.preferred))
         self._accepted_classes = {cx.abstract_syntax for cx in self.assoc.accepted_contexts}
 
     def send(self, instance: Instance) -> tuple[str, str]:
@@ -151,7 +183,7 @@ class Sender:
         from app.net.remote import AssociationFailed
         if instance.sop_class not in self._accepted_classes:
             return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
-        ds = to_send(instance, self.assoc.accepted_contexts)
+        ds = to_send(instance, self.assoc.accepted_contexts, self.preferred)
         if ds is None:
             return "failed", f"the stored file cannot be read: {instance.path}"
         try:

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from app.config import make_home
-from app.store.schema import ensure_indexes, metadata
+from app.store.schema import ensure_columns, ensure_indexes, metadata
 
 
 def database_url(home: Path, explicit: str | None = None) -> str:
@@ -36,5 +36,6 @@ def open_engine(home: Path, url: str | None = None) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)
+    ensure_columns(engine)
     ensure_indexes(engine)
     return engine

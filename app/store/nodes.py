@@ -13,6 +13,16 @@ from app.store.index_writer import insert_ignore
 from app.store.schema import config_version, remote_node
 
 ROLES = ("echo", "store", "commit", "find", "move", "get", "worklist", "print")
+def syntaxes_from_text(text: str) -> tuple[str, ...]:
+    """'jpeg-lossless,explicit' (names or UIDs) -> UIDs, in that order."""
+    from app.dicom.transfer_syntaxes import SYNTAX_NAMES
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        uid = SYNTAX_NAMES.get(part.lower(), part)
+        if not uid.replace(".", "").isdigit():
+            raise SettingsError(f"unknown transfer syntax '{part}'; use a UID or one of {', '.join(SYNTAX_NAMES)}")
+        out.append(uid)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -26,11 +36,14 @@ class RemoteNode:
     certificate: bytes | None = None
     cert_sha256: str | None = None
     comment: str | None = None
+    # transfer syntaxes to send in, in order of preference (spec §4.2.1.3.1.2); the ones left
+    # out are not used unless an instance is stored in one. Empty: as stored, else uncompressed.
+    transfer_syntaxes: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {"name": self.name, "aet": self.aet, "host": self.host, "port": self.port,
                 "roles": list(self.roles), "tls": self.tls, "cert_sha256": self.cert_sha256,
-                "comment": self.comment}
+                "comment": self.comment, "transfer_syntaxes": list(self.transfer_syntaxes)}
 
 
 def certificate_thumbprint(pem: bytes) -> str:
@@ -55,7 +68,8 @@ def version(engine: Engine) -> int:
 
 def _row(r) -> RemoteNode:
     return RemoteNode(r.name, r.aet, r.host, r.port, tuple(x for x in r.roles.split(",") if x),
-                      bool(r.tls), r.certificate, r.cert_sha256, r.comment)
+                      bool(r.tls), r.certificate, r.cert_sha256, r.comment,
+                      tuple(x for x in (r.transfer_syntaxes or "").split(",") if x))
 
 
 def list_nodes(engine: Engine) -> list[RemoteNode]:
@@ -75,6 +89,12 @@ def add_node(engine: Engine, node: RemoteNode, *, replace: bool = False) -> Remo
     check_aet(node.aet)
     if not 0 < node.port < 65536:
         raise SettingsError(f"port {node.port} is out of range 1-65535")
+    from app.dicom.compression import PRODUCIBLE
+    from app.dicom.transfer_syntaxes import SYNTAX_NAMES, UNCOMPRESSED
+    cannot = [ts for ts in node.transfer_syntaxes if ts not in PRODUCIBLE and ts not in UNCOMPRESSED]
+    if cannot:
+        raise SettingsError(f"Lightbox cannot produce transfer syntax {', '.join(cannot)} (it sends in "
+                            f"{', '.join(SYNTAX_NAMES)})")
     unknown = [r for r in node.roles if r not in ROLES]
     if unknown:
         raise SettingsError(f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}")
@@ -89,7 +109,8 @@ def add_node(engine: Engine, node: RemoteNode, *, replace: bool = False) -> Remo
         thumb = actual
     values = {"name": node.name, "aet": node.aet, "host": node.host, "port": node.port,
               "roles": ",".join(node.roles), "tls": int(node.tls), "certificate": node.certificate,
-              "cert_sha256": thumb, "comment": node.comment}
+              "cert_sha256": thumb, "comment": node.comment,
+              "transfer_syntaxes": ",".join(node.transfer_syntaxes) or None}
     with engine.begin() as conn:
         exists = conn.execute(select(remote_node.c.name).where(remote_node.c.name == node.name)).first()
         if exists and not replace:

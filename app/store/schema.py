@@ -86,6 +86,7 @@ remote_node = Table(
     Column("certificate", LargeBinary),  # pinned certificate (PEM), spec §4.4.1.1
     Column("cert_sha256", String(64)),
     Column("comment", Text),
+    Column("transfer_syntaxes", Text),  # preference, comma-separated UIDs (app.store.nodes)
 )
 
 # Bumped whenever the remote node table changes, so a running node reloads it cheaply.
@@ -199,6 +200,22 @@ Index("ix_study_date_patient", study.c.StudyDate, study.c.patient_id)
 # probes series by modality inside the correlated subqueries, a thousand times slower.
 for _table, _column in ((patient, "PatientID"), (study, "AccessionNumber"), (study, "StudyID")):
     Index(f"ix_{_table.name}_{_column}_folded", func.lower(_table.c[_column]))
+
+
+def ensure_columns(engine) -> None:
+    """Nullable columns added since a database was created (create_all only makes missing
+    tables): ALTER TABLE ... ADD COLUMN, which every database we support knows."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+    found = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have and c.nullable]
+        if missing:
+            with engine.begin() as conn:
+                for column in missing:
+                    ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
 
 
 def ensure_indexes(engine) -> None:

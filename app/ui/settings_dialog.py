@@ -182,9 +182,16 @@ class NodeEditor(QDialog):
         self.pin = QLabel(node.cert_sha256 if node and node.cert_sha256 else "—")
         self.pin.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.comment = QLineEdit(node.comment if node and node.comment else "")
+        from app.dicom.transfer_syntaxes import SYNTAX_NAMES
+        names = {uid: name for name, uid in SYNTAX_NAMES.items()}
+        self.syntaxes = QLineEdit(",".join(names.get(ts, ts) for ts in (node.transfer_syntaxes if node else ())))
+        self.syntaxes.setPlaceholderText("as stored (else uncompressed)")
+        self.syntaxes.setToolTip("Transfer syntaxes to send in, preferred first (spec §4.2.1.3.1.2): "
+                                 + ", ".join(SYNTAX_NAMES) + ". Compression only where the image meets the "
+                                 "reference's criteria; lossy only when the node takes nothing lossless.")
         for label, w in (("Name", self.name), ("AE title", self.aet), ("Host", self.host), ("Port", self.port),
                          ("Services", roles_box), ("TLS", self.tls), ("Certificate", cert_row),
-                         ("Pinned SHA-256", self.pin), ("Comment", self.comment)):
+                         ("Pinned SHA-256", self.pin), ("Send in", self.syntaxes), ("Comment", self.comment)):
             form.addRow(label, w)
         self.error = QLabel()
         self.error.setStyleSheet(_ERROR_STYLE)
@@ -220,7 +227,7 @@ class NodeEditor(QDialog):
         return {"name": self.name.text().strip(), "aet": self.aet.text().strip(), "host": self.host.text().strip(),
                 "port": self.port.value(), "roles": tuple(r for r, box in self.roles.items() if box.isChecked()),
                 "tls": self.tls.isChecked(), "cert_path": self.cert_path.text().strip(),
-                "comment": self.comment.text().strip() or None}
+                "comment": self.comment.text().strip() or None, "syntaxes": self.syntaxes.text().strip()}
 
     def _validate(self, v: dict) -> nodes.RemoteNode:
         """The node as entered (runs off the GUI thread: it resolves the host name);
@@ -237,7 +244,7 @@ class NodeEditor(QDialog):
             except OSError as exc:
                 raise SettingsError(f"Cannot read the certificate file: {exc.strerror or exc}") from None
         return nodes.RemoteNode(v["name"], v["aet"], v["host"], v["port"], v["roles"], v["tls"], cert, None,
-                                v["comment"])
+                                v["comment"], nodes.syntaxes_from_text(v.get("syntaxes", "")))
 
     def _accept(self) -> None:
         entered = self._entered()

@@ -271,3 +271,54 @@ def test_send_files_to_orthanc(home, tmp_path):
             assert len(json.loads(r.read())) == 5
     finally:
         subprocess.run(["bash", str(script), "stop", str(tmp_path / "orthanc")], capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("syntaxes, storescp_opt, expected, decoder", [
+    ("jpeg-lossless,explicit", "+xs", "1.2.840.10008.1.2.4.70", "dcmdjpeg"),
+    ("rle,explicit", "+xr", "1.2.840.10008.1.2.5", "dcmdrle"),
+    ("j2k-lossless,explicit", "+xv", "1.2.840.10008.1.2.4.90", None),
+    ("explicit", "+xa", "1.2.840.10008.1.2.1", None),           # the JPEG study decompressed
+])
+def test_send_compresses_by_the_node_preference(home, tmp_path, syntaxes, storescp_opt, expected, decoder):
+    """§4.2.1.3.1.2: the node's preferred syntax, made by a maintained encoder, lossless
+    syntaxes giving back the very pixels (DCMTK's decoders where DCMTK has one)."""
+    scp = Storescp(tmp_path / "rx", storescp_opt, aet="PREFER")
+    try:
+        lightbox(home["home"], "nodes", "add", "PREFER", "--aet", "PREFER", "--host", "127.0.0.1",
+                 "--port", str(scp.port), "--syntaxes", syntaxes, "--replace")
+        for study in ("plain", "jpeg"):
+            rc, job = _send(home["home"], "PREFER", "--study", home["studies"][study])
+            assert rc == 0 and job["status"] == "done", job
+        got = scp.received()
+        assert len(got) == 7
+        for uid, path in got.items():
+            ts = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+            assert ts == expected, (uid, ts)
+            if decoder:
+                out = tmp_path / f"{uid}.raw.dcm"
+                run_dcmtk(decoder, str(path), str(out), check=True)
+                assert _pixels(out) == home["digests"][uid]
+            assert _pixels(path) == home["digests"][uid]
+    finally:
+        scp.stop()
+
+
+def test_lossy_only_when_nothing_lossless_is_accepted(home, tmp_path):
+    """A node preferring JPEG lossy that also takes an uncompressed syntax gets uncompressed
+    (the reference's last lossy criterion); 12-bit CT meets JPEG extended's criteria."""
+    scp = Storescp(tmp_path / "rx", "+xa", aet="LOSSY")
+    try:
+        lightbox(home["home"], "nodes", "add", "LOSSY", "--aet", "LOSSY", "--host", "127.0.0.1",
+                 "--port", str(scp.port), "--syntaxes", "jpeg-extended,explicit", "--replace")
+        rc, job = _send(home["home"], "LOSSY", "--study", home["studies"]["plain"])
+        assert rc == 0, job
+        assert {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID)
+                for p in scp.received().values()} == {"1.2.840.10008.1.2.1"}
+    finally:
+        scp.stop()
+    bad = lightbox(home["home"], "nodes", "add", "X", "--aet", "X", "--host", "127.0.0.1", "--port", "104",
+                   "--syntaxes", "jpeg-ls", check=False)
+    assert bad.returncode != 0 and "unknown transfer syntax 'jpeg-ls'" in bad.stderr
+    cannot = lightbox(home["home"], "nodes", "add", "X", "--aet", "X", "--host", "127.0.0.1", "--port", "104",
+                      "--syntaxes", "1.2.840.10008.1.2.4.80", check=False)
+    assert cannot.returncode != 0 and "cannot produce" in cannot.stderr

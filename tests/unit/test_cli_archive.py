@@ -57,11 +57,11 @@ def test_import_missing_path_is_a_clear_error(home):
 
 def test_nodes_add_list_remove(home):
     lightbox(home, "nodes", "add", "PACS", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4242",
-             "--roles", "echo,store,find,move")
+             "--roles", "echo,store,find,move", "--syntaxes", "jpeg-lossless,1.2.840.10008.1.2.1")
     nodes = json.loads(lightbox(home, "nodes", "list", "--json").stdout)
     assert nodes == [{"name": "PACS", "aet": "ORTHANC", "host": "127.0.0.1", "port": 4242,
                       "roles": ["echo", "store", "find", "move"], "tls": False, "cert_sha256": None,
-                      "comment": None}]
+                      "comment": None, "transfer_syntaxes": ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1"]}]
     dup = lightbox(home, "nodes", "add", "PACS", "--aet", "X", "--host", "h", "--port", "1", check=False)
     assert dup.returncode == 2 and "exists" in dup.stderr
     bad = lightbox(home, "nodes", "add", "BAD", "--aet", "WAY_TOO_LONG_AE_TITLE", "--host", "h",
