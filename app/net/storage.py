@@ -149,9 +149,12 @@ def outgoing_contexts(instances: list[Instance], preferred: tuple[str, ...] = ()
     (an acceptor taking several lets our preference choose), and the uncompressed ones; one
     context per class when that would exceed 128."""
     from pynetdicom import build_context
+    from app.dicom.enhanced_split import ENHANCED_MR, MR_IMAGE
     by_class: dict[str, set[str]] = {}
     for i in instances:
         by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
+    if ENHANCED_MR in by_class:  # to split into, for a node without Enhanced MR (§4.2.1.3.1.5)
+        by_class.setdefault(MR_IMAGE, set())
     out = []
     for sop, syntaxes in sorted(by_class.items()):
         compressed = [ts for ts in preferred if UID(ts).is_compressed]
@@ -180,10 +183,34 @@ class Sender:
 
     def send(self, instance: Instance) -> tuple[str, str]:
         """(sent | present | failed, message for the user)."""
-        from app.net.remote import AssociationFailed
+        from app.dicom.enhanced_split import ENHANCED_MR, MR_IMAGE
+        if instance.sop_class == ENHANCED_MR and ENHANCED_MR not in self._accepted_classes \
+                and MR_IMAGE in self._accepted_classes:
+            return self._send_split(instance)
         if instance.sop_class not in self._accepted_classes:
             return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
-        ds = to_send(instance, self.assoc.accepted_contexts, self.preferred)
+        return self._store(instance, to_send(instance, self.assoc.accepted_contexts, self.preferred))
+
+    def _send_split(self, instance: Instance) -> tuple[str, str]:
+        """§4.2.1.3.1.5: an Enhanced MR to a node that only takes MR Image, frame by frame."""
+        from app.dicom.enhanced_split import split
+        ds = read_instance(instance)
+        if ds is None:
+            return "failed", f"the stored file cannot be read: {instance.path}"
+        try:
+            images = split(ds)
+        except Exception as exc:  # noqa: BLE001 - reported as this instance's failure
+            log.exception("could not split Enhanced MR %s", instance.sop_instance)
+            return "failed", f"the Enhanced MR could not be split into MR images: {exc}"
+        outcomes = [self._store(instance, image) for image in images]
+        failed = [m for o, m in outcomes if o == "failed"]
+        if failed:
+            return "failed", f"{len(failed)} of {len(images)} frames (split into MR images) failed: {failed[0]}"
+        log.info("Enhanced MR %s sent to %s as %d MR images", instance.sop_instance, self.node.aet, len(images))
+        return "sent", ""
+
+    def _store(self, instance: Instance, ds) -> tuple[str, str]:
+        from app.net.remote import AssociationFailed
         if ds is None:
             return "failed", f"the stored file cannot be read: {instance.path}"
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
@@ -302,3 +303,62 @@ class RawAssociation:
             self.sock.close()
         except OSError:
             pass
+
+
+# -- an Enhanced MR (spec §4.2.1.3.1.5 splits it for archives without the class) -------------
+def _item(**values) -> Dataset:
+    d = Dataset()
+    for k, x in values.items():
+        setattr(d, k, x)
+    return d
+
+
+def enhanced_mr(path, frames=3):
+    """A complete Enhanced MR instance of ``frames`` 16x16 frames along z (what dciodvfy checks
+    the classic MR images made of it against)."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.InstanceCreationDate, ds.InstanceCreationTime = "20240102", "101010"
+    ds.StudyDate = ds.ContentDate = "20240102"
+    ds.StudyTime = ds.ContentTime = "101010"
+    ds.AcquisitionDateTime = "20240102101010"
+    ds.AccessionNumber, ds.Modality, ds.Manufacturer = "ACC1", "MR", "Lightbox Test"
+    ds.ReferringPhysicianName, ds.PatientName, ds.PatientID = "", "Enhanced^Emma", "EMR1"
+    ds.PatientBirthDate, ds.PatientSex, ds.PatientPosition = "19800101", "F", "HFS"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, 1
+    ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = generate_uid(), ""
+    ds.ManufacturerModelName, ds.DeviceSerialNumber, ds.SoftwareVersions = "T", "1", "1"
+    ds.BodyPartExamined = "BRAIN"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = 16, 16, frames, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.BurnedInAnnotation, ds.LossyImageCompression = "NO", "00"
+    ds.PresentationLUTShape = "IDENTITY"
+    ds.AcquisitionNumber = 1
+    ds.ContentQualification, ds.ResonantNucleus = "PRODUCT", "1H"
+    ds.KSpaceFiltering, ds.MagneticFieldStrength = "NONE", 1.5
+    ds.ApplicableSafetyStandardAgency = "IEC"
+    ds.ImageComments = "enhanced test"
+    ds.PixelPresentation, ds.VolumetricProperties, ds.VolumeBasedCalculationTechnique = "MONOCHROME", "VOLUME", "NONE"
+    ds.ComplexImageComponent, ds.AcquisitionContrast = "MAGNITUDE", "T1"
+    ds.MRAcquisitionType, ds.EchoPulseSequence = "2D", "SPIN"
+    ds.DimensionOrganizationSequence = Sequence([_item(DimensionOrganizationUID=generate_uid())])
+    ds.SharedFunctionalGroupsSequence = Sequence([_item(
+        PixelMeasuresSequence=Sequence([_item(PixelSpacing=[0.8, 0.8], SliceThickness=3)]),
+        PlaneOrientationSequence=Sequence([_item(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])]),
+        MRTimingAndRelatedParametersSequence=Sequence([_item(RepetitionTime=500, FlipAngle=90, EchoTrainLength=1)]),
+        MREchoSequence=Sequence([_item(EffectiveEchoTime=15)]),
+        FrameVOILUTSequence=Sequence([_item(WindowCenter=1000, WindowWidth=2000)]))])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([_item(
+        PlanePositionSequence=Sequence([_item(ImagePositionPatient=[0, 0, 3 * f])]),
+        FrameContentSequence=Sequence([_item(FrameAcquisitionNumber=f + 1, StackID="1", InStackPositionNumber=f + 1)]))
+        for f in range(frames)])
+    ds.PixelData = (np.arange(frames * 256, dtype=np.uint16).reshape(frames, 16, 16) % 4096).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -322,3 +322,40 @@ def test_lossy_only_when_nothing_lossless_is_accepted(home, tmp_path):
     cannot = lightbox(home["home"], "nodes", "add", "X", "--aet", "X", "--host", "127.0.0.1", "--port", "104",
                       "--syntaxes", "1.2.840.10008.1.2.4.80", check=False)
     assert cannot.returncode != 0 and "cannot produce" in cannot.stderr
+
+
+def test_enhanced_mr_is_split_for_a_node_without_it(home, tmp_path):
+    """§4.2.1.3.1.5: a node taking MR Image Storage but not Enhanced MR gets one MR image per
+    frame: same study and series, new SOP instances, frame pixels and positions, and every
+    one a valid MR Image IOD for dicom3tools' dciodvfy."""
+    import numpy as np
+
+    from peerutil import enhanced_mr
+    emr = pydicom.dcmread(enhanced_mr(tmp_path / "emr.dcm"))
+    lightbox(home["home"], "import", str(tmp_path / "emr.dcm"))
+    cfg = tmp_path / "mronly.cfg"
+    cfg.write_text("[[TransferSyntaxes]]\n[Uncompressed]\nTransferSyntax1 = LocalEndianExplicit\n"
+                   "TransferSyntax2 = LittleEndianImplicit\n\n[[PresentationContexts]]\n[MROnlyContexts]\n"
+                   "PresentationContext1 = MRImageStorage\\Uncompressed\n"
+                   "PresentationContext2 = VerificationSOPClass\\Uncompressed\n\n"
+                   "[[Profiles]]\n[MROnly]\nPresentationContexts = MROnlyContexts\n")
+    scp = Storescp(tmp_path / "rx", "-xf", str(cfg), "MROnly", aet="MRONLY")
+    try:
+        _add(home["home"], "MRONLY", scp.port)
+        rc, job = _send(home["home"], "MRONLY", "--study", str(emr.StudyInstanceUID))
+        assert rc == 0 and job["status"] == "done" and job["message"] == "1 sent to MRONLY", job
+        got = [pydicom.dcmread(p) for p in scp.received().values()]
+    finally:
+        scp.stop()
+    assert len(got) == 3
+    frames = emr.pixel_array
+    for mr in sorted(got, key=lambda d: int(d.InstanceNumber)):
+        f = int(mr.InstanceNumber) - 1
+        assert mr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" and mr.SOPInstanceUID != emr.SOPInstanceUID
+        assert (mr.StudyInstanceUID, mr.SeriesInstanceUID) == (emr.StudyInstanceUID, emr.SeriesInstanceUID)
+        assert [float(v) for v in mr.ImagePositionPatient] == [0, 0, 3 * f]
+        assert np.array_equal(mr.pixel_array, frames[f])
+        assert mr.SourceImageSequence[0].ReferencedSOPInstanceUID == emr.SOPInstanceUID
+    for path in (tmp_path / "rx").iterdir():
+        check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        assert "Error" not in check.stdout + check.stderr, check.stdout + check.stderr
