@@ -28,7 +28,24 @@ class Instance:
 
 
 def scp_contexts() -> list[tuple[str, tuple[str, ...]]]:
+    _register_private_classes()
     return [(uid, STORAGE_SCP) for uid in storage_scp_classes()]
+
+
+def _register_private_classes() -> None:
+    """Storage classes of Table 8-1 pynetdicom does not know (Siemens' CSA Non-Image) get its
+    storage service, else it aborts the association at their first C-STORE."""
+    from pynetdicom import sop_class
+    from pynetdicom.service_class import ServiceClass, StorageServiceClass
+
+    from app.dicom.sop_classes import lookup
+    for uid in storage_scp_classes():
+        if sop_class.uid_to_service_class(uid) is ServiceClass:
+            sop = lookup(uid)
+            # a keyword of its own: one pynetdicom already has would re-point that class
+            keyword = "Lightbox" + "".join(ch for ch in (sop.name if sop else uid).title() if ch.isalnum())
+            if not hasattr(sop_class, keyword):
+                sop_class.register_uid(uid, keyword, StorageServiceClass)
 
 
 def handle_store(event, ingest: Ingest):

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydicom.datadict import tag_for_keyword
 
 from app.dicom import charsets, statuses
+from app.dicom.csa_registration import CSA_NON_IMAGE, registration_for
 from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
 from app.dicom.uids import is_valid_uid
 from app.store.files import FileStore, OutOfSpace, relative_path
@@ -190,8 +191,32 @@ class Ingest:
             raise
         # Durable: the index writer gives it its archive name and index row (a duplicate SOP
         # Instance UID keeps the stored instance, spec §4.2.1.4.1.4, and is logged there).
-        return StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(record.instance["path"]),
-                           indexed=self.writer.submit(record, entry, urgent=urgent))
+        result = StoreResult(statuses.SUCCESS, "", False, sop_uid, self.files.absolute(record.instance["path"]),
+                             indexed=self.writer.submit(record, entry, urgent=urgent))
+        if record.instance.get("SOPClassUID") == CSA_NON_IMAGE:
+            self._keep_as_registration(raw, transfer_syntax, source_aet)
+        return result
+
+    def _keep_as_registration(self, raw, transfer_syntax: str, source_aet: str | None) -> None:
+        """Spec §4.2.1.3.1.6: a CSA Non-Image object is also kept as a Spatial Registration
+        in a series of its own (app.dicom.csa_registration). Never fails the original."""
+        from io import BytesIO
+
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filereader import read_dataset
+        from pydicom.filewriter import write_dataset
+        from pydicom.uid import UID
+        try:
+            ts = UID(transfer_syntax)
+            csa = read_dataset(BytesIO(bytes(raw)), ts.is_implicit_VR, ts.is_little_endian)
+            reg = registration_for(csa)
+            out = DicomBytesIO()
+            out.is_implicit_VR, out.is_little_endian = False, True  # Explicit VR LE, as its file meta says
+            write_dataset(out, reg)
+            self._store(out.getvalue(), str(reg.file_meta.TransferSyntaxUID), source_aet, None, None, False)
+            log.info("CSA Non-Image %s also kept as Spatial Registration %s", csa.SOPInstanceUID, reg.SOPInstanceUID)
+        except Exception:  # noqa: BLE001 - the CSA object itself is stored; the log says what went wrong
+            log.exception("could not keep a CSA Non-Image object as a Spatial Registration")
 
     def replay(self, entry: Path) -> bool:
         """Index a journal entry a dead process acknowledged but did not index."""

@@ -372,3 +372,44 @@ def test_concurrent_duplicates_keep_file_and_index_consistent(node, tmp_path):
         source = sources[row["SOPInstanceUID"]][int(stored.InstanceNumber)]
         assert stored.PixelData == source.PixelData
         assert stored.SeriesInstanceUID == source.SeriesInstanceUID
+
+
+def test_csa_non_image_is_also_kept_as_spatial_registration(node_factory, tmp_path):
+    """Spec §4.2.1.3.1.6: a CSA Non-Image object received is kept as it came and as a Spatial
+    Registration in a series of its own (valid for dciodvfy, the private content carried
+    along); the same object received again makes no second registration."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.3.12.2.1107.5.9.1", generate_uid()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Csa^Carl", "CSA1", "19700101", "M"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240101", "101010", "1", "A1"
+    ds.Modality, ds.SeriesNumber, ds.Manufacturer, ds.FrameOfReferenceUID = "MR", 5, "SIEMENS", generate_uid()
+    block = ds.private_block(0x0029, "SIEMENS CSA NON-IMAGE", create=True)
+    block.add_new(0x08, "CS", "SPEC NUM 4")
+    block.add_new(0x10, "OB", b"\x01\x02" * 50)
+    path = tmp_path / "csa.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    node = node_factory().start()
+    cfg = tmp_path / "csa.cfg"  # storescu proposes a private class only from a profile
+    cfg.write_text("[[TransferSyntaxes]]\n[Uncompressed]\nTransferSyntax1 = LocalEndianExplicit\n\n"
+                   "[[PresentationContexts]]\n[CsaContexts]\nPresentationContext1 = 1.3.12.2.1107.5.9.1\\Uncompressed\n\n"
+                   "[[Profiles]]\n[Csa]\nPresentationContexts = CsaContexts\n")
+    for _ in range(2):
+        out = storescu(node, path, opts=("-xf", str(cfg), "Csa"))
+        assert out.returncode == 0, out.stdout
+    rows = ls_json(node.home, "instance", f"StudyInstanceUID={ds.StudyInstanceUID}")
+    by_class = {r["SOPClassUID"]: r for r in rows}
+    assert len(rows) == 2 and set(by_class) == {"1.3.12.2.1107.5.9.1", "1.2.840.10008.5.1.4.1.1.66.1"}, rows
+    reg_row = by_class["1.2.840.10008.5.1.4.1.1.66.1"]
+    assert reg_row["SeriesInstanceUID"] != ds.SeriesInstanceUID and reg_row["Modality"] == "REG"
+    reg_path = node.home / "archive" / reg_row["path"]
+    reg = pydicom.dcmread(reg_path)
+    assert reg.RegistrationSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    assert reg[0x0029, 0x1010].value == b"\x01\x02" * 50
+    check = subprocess.run(["dciodvfy", str(reg_path)], capture_output=True, text=True)
+    assert "Error" not in check.stdout + check.stderr, check.stdout + check.stderr

@@ -142,9 +142,11 @@ def test_a_refused_sop_class_fails_only_that_instance(home, tmp_path):
         _add(home["home"], "STANDARD", scp.port)
         rc, job = _send(home["home"], "STANDARD", "--study", home["studies"]["mixed"])
         assert rc != 0 and job["status"] == "failed", job
-        assert "Sent 2 of 3 (66 %)" in job["message"] and "not accepted by STANDARD" in job["message"], job
-        assert len(scp.received()) == 2
-        assert job["state"]["failures"][0][0] == 1 and job["state"]["next"] == 3
+        # the CSA object is refused; the Spatial Registration kept for it on import goes (§4.2.1.3.1.6)
+        assert "Sent 3 of 4 (75 %)" in job["message"] and "not accepted by STANDARD" in job["message"], job
+        got = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID) for p in scp.received().values()}
+        assert got == {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.66.1"} and len(scp.received()) == 3
+        assert len(job["state"]["failures"]) == 1 and job["state"]["next"] == 4
     finally:
         scp.stop()
 
