@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from sqlalchemy import func, insert, select, update
 
+from app import events
 from app.dicom.transfer_syntaxes import UNCOMPRESSED
 from app.dicom.uids import new_uid
 from app.store.schema import commit_item, commitment, instance, series, study
@@ -89,8 +90,19 @@ def record_report(engine, report: Dataset) -> tuple[int, int]:
                                                    commit_item.c.sop_instance == sop_instance)
                          .values(state=state, reason=reason, answered_at=_now()))
         _record_committed_studies(conn, node, [i for _, i, _, _ in done])
+        studies = _studies_of(conn, [i for _, i, _, _ in done + failed])
     log.info("storage commitment %s from %s: %d committed, %d failed", uid, node, len(done), len(failed))
+    events.publish("commitment-updated", studies)  # the browser's Archived column
     return len(done), len(failed)
+
+
+def _studies_of(conn, instances: list[str]) -> list[str]:
+    if not instances:
+        return []
+    return list(conn.execute(select(study.c.StudyInstanceUID).distinct()
+                             .join(series, series.c.study_id == study.c.id)
+                             .join(instance, instance.c.series_id == series.c.id)
+                             .where(instance.c.SOPInstanceUID.in_(instances))).scalars())
 
 
 def _record_committed_studies(conn, node: str, instances: list[str]) -> None:
@@ -98,11 +110,7 @@ def _record_committed_studies(conn, node: str, instances: list[str]) -> None:
     by ``node`` (the deletion and the watermark trust that table)."""
     if not instances:
         return
-    studies = conn.execute(select(study.c.StudyInstanceUID).distinct()
-                           .join(series, series.c.study_id == study.c.id)
-                           .join(instance, instance.c.series_id == series.c.id)
-                           .where(instance.c.SOPInstanceUID.in_(instances))).scalars().all()
-    for uid in studies:
+    for uid in _studies_of(conn, instances):
         held = conn.execute(select(instance.c.SOPInstanceUID).join(series, instance.c.series_id == series.c.id)
                             .join(study, series.c.study_id == study.c.id)
                             .where(study.c.StudyInstanceUID == uid)).scalars().all()

@@ -13,6 +13,7 @@ class CoreBridge(QObject):
     instancesAdded = Signal(object)  # list of SOP Instance UIDs newly indexed (never None: see background.py)
     jobUpdated = Signal(object)      # app.jobs.queue.Job.as_dict(), passed as the Python object
     jobsRemoved = Signal()
+    commitmentUpdated = Signal(object)  # list of Study Instance UIDs whose commitment changed
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -20,6 +21,7 @@ class CoreBridge(QObject):
             events.subscribe("instances-added", self.instancesAdded.emit),
             events.subscribe("job-updated", self.jobUpdated.emit),
             events.subscribe("jobs-removed", lambda _payload: self.jobsRemoved.emit()),
+            events.subscribe("commitment-updated", self.commitmentUpdated.emit),
         ]
 
     def close(self) -> None:

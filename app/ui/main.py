@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.bridge = CoreBridge(self)
         self.browser = PatientBrowser(archive, self)
         self.bridge.instancesAdded.connect(self.browser.instances_added)
+        self.bridge.commitmentUpdated.connect(self.browser.instances_added)  # the Archived column
         self.browser.studyActivated.connect(lambda row: self.open_studies([row]))
         self.browser.actionRequested.connect(self._study_action)
         self.setCentralWidget(self.browser)
