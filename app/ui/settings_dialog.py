@@ -361,6 +361,104 @@ class RemoteNodesTab(QWidget):
         run_in_background(lambda: verification.echo_node(settings, node), done)
 
 
+class RouteEditor(QDialog):
+    """One auto-archive rule: where to, and optionally from which AE title / of which modality."""
+
+    def __init__(self, node_names: list[str], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Routing rule")
+        form = QFormLayout()
+        self.name = QLineEdit()
+        self.to = QComboBox()
+        self.to.addItems(node_names)
+        self.from_aet = QLineEdit()
+        self.from_aet.setMaxLength(16)
+        self.from_aet.setPlaceholderText("any sender")
+        self.modality = QLineEdit()
+        self.modality.setPlaceholderText("any modality, e.g. CT")
+        self.commit = QCheckBox("and ask for storage commitment (lets the watermark free the space later)")
+        self.commit.setChecked(True)
+        for label, w in (("Name", self.name), ("Send to", self.to), ("Received from AE", self.from_aet),
+                         ("Modality", self.modality), ("", self.commit)):
+            form.addRow(label, w)
+        self.error = QLabel()
+        self.error.setStyleSheet(_ERROR_STYLE)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        self.result_route = None
+
+    def _accept(self) -> None:
+        from app.jobs.router import Route
+        name, to = self.name.text().strip(), self.to.currentText()
+        if not name or not to:
+            self.error.setText("A rule needs a name and a node to send to (add the node first).")
+            return
+        self.result_route = Route(name, to, self.from_aet.text().strip() or None,
+                                  self.modality.text().strip().upper() or None, self.commit.isChecked())
+        self.accept()
+
+
+class RoutingTab(QWidget):
+    """Auto-archive rules (spec §4.1.2.2), the same as 'lightbox routes': what arrives after a
+    rule is made is sent once the study is quiet, by the node of this workstation."""
+
+    def __init__(self, archive, actor: str, parent=None):
+        super().__init__(parent)
+        self.archive, self.actor = archive, actor
+        self.table = make_table(["Name", "Send to", "From AE", "Modality", "Commitment"])
+        self.info = QLabel("Rules take effect at once. Only what arrives after a rule is made is sent.")
+        self.info.setWordWrap(True)
+        list_panel(self, self.table, (("Add…", self.add), ("Remove", self.remove)), self.info)
+        self.routes: list = []
+        self.reload()
+
+    def reload(self) -> None:
+        from app.jobs import router
+
+        def show(found, error) -> None:
+            if error is not None:
+                self.info.setText(f"The rules cannot be read: {error}")
+                return
+            self.routes = found
+            fill_table(self.table, [[r.name, r.to_node, r.from_aet or "any", r.modality or "any",
+                                     "yes" if r.commit else ""] for r in found])
+        run_in_background(lambda: router.list_routes(self.archive.engine), show)
+
+    def add(self) -> None:
+        editor = RouteEditor([n.name for n in nodes.list_nodes(self.archive.engine) if "store" in n.roles], self)
+        self.route_editor = editor
+        if editor.exec() and editor.result_route is not None:
+            self.save(editor.result_route)
+
+    def save(self, route) -> None:
+        from app.jobs import router
+        engine, actor = self.archive.engine, self.actor
+
+        def save():
+            router.add_route(engine, route)
+            audit.log(engine, actor, "route-add", f"{route.name}: to {route.to_node}")
+        run_in_background(save, lambda _r, error: (self.info.setText(
+            f"Saved rule {route.name}." if error is None else f"Not saved: {error}"), self.reload()))
+
+    def remove(self) -> None:
+        from app.jobs import router
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        route = self.routes[rows[0].row()]
+        engine, actor = self.archive.engine, self.actor
+
+        def remove():
+            router.remove_route(engine, route.name)
+            audit.log(engine, actor, "route-remove", route.name)
+        run_in_background(remove, lambda *_: self.reload())
+
+
 class SettingsDialog(QDialog):
     """``on_apply(changed_keys)`` is called after local settings were saved."""
 
@@ -373,6 +471,8 @@ class SettingsDialog(QDialog):
         self.remote = RemoteNodesTab(archive, actor)
         self.tabs.addTab(self.local, "Local node")
         self.tabs.addTab(self.remote, "Remote nodes")
+        self.routing = RoutingTab(archive, actor)
+        self.tabs.addTab(self.routing, "Routing")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Apply | QDialogButtonBox.Cancel)

@@ -137,3 +137,38 @@ def test_settings_are_for_administrators_only(qtbot, archive, monkeypatch):
     win.open_settings()
     assert shown and "administrators" in shown[0]
     assert not hasattr(win, "settings_dialog")
+
+
+def test_routing_rules_are_made_and_removed_in_the_settings(qtbot, archive):
+    """The Routing tab lists, adds (to nodes that take storage) and removes auto-archive
+    rules, the same ones 'lightbox routes' shows; each change is audited."""
+    from app.jobs import router
+    from app.ui.settings_dialog import RouteEditor, SettingsDialog
+    nodes.add_node(archive.engine, nodes.RemoteNode("PACS", "PACS", "127.0.0.1", 104, ("echo", "store", "commit")))
+    nodes.add_node(archive.engine, nodes.RemoteNode("RIS", "RIS", "127.0.0.1", 105, ("worklist",)))
+    dialog = SettingsDialog(archive, "admin")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.tabs.setCurrentWidget(dialog.routing)
+    editor = RouteEditor(["PACS"])
+    qtbot.addWidget(editor)
+    editor._accept()
+    assert editor.result_route is None and "needs a name" in editor.error.text()
+    editor.name.setText("CT-ARCHIVE")
+    editor.from_aet.setText("CT01")
+    editor.modality.setText("ct")
+    editor._accept()
+    route = editor.result_route
+    assert (route.to_node, route.from_aet, route.modality, route.commit) == ("PACS", "CT01", "CT", True)
+    dialog.routing.save(route)
+    qtbot.waitUntil(lambda: dialog.routing.table.rowCount() == 1, timeout=5000)
+    assert [dialog.routing.table.item(0, c).text() for c in range(5)] == ["CT-ARCHIVE", "PACS", "CT01", "CT", "yes"]
+    assert [r.name for r in router.list_routes(archive.engine)] == ["CT-ARCHIVE"]
+    screenshot(dialog, "settings_routing.png")
+    dialog.routing.table.selectRow(0)
+    dialog.routing.remove()
+    qtbot.waitUntil(lambda: dialog.routing.table.rowCount() == 0, timeout=5000)
+    assert router.list_routes(archive.engine) == []
+    assert [(e["actor"], e["detail"]) for e in audit.search(archive.engine, action="route-add")] == \
+        [("admin", "CT-ARCHIVE: to PACS")]
+    assert [e["detail"] for e in audit.search(archive.engine, action="route-remove")] == ["CT-ARCHIVE"]
