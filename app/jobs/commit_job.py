@@ -53,7 +53,7 @@ def runner(archive, sleep=time.sleep):
                 if exc.permanent or attempt > settings["send.retries"]:
                     raise JobError(f"storage commitment not requested: {exc}") from None
                 ctx.progress(0, len(items), f"{exc}; retry {attempt} in {settings['send.retry_interval']} s", state)
-                _sleep(ctx, settings["send.retry_interval"], sleep)
+                ctx.wait(settings["send.retry_interval"], sleep)
                 continue
             except commitment.CommitRefused as exc:
                 raise JobError(str(exc)) from None
@@ -82,10 +82,3 @@ def runner(archive, sleep=time.sleep):
                            f"{counts['failed']} marked 'commit failed' (see the log for the reasons)")
         return f"{node.aet} committed to keep all {counts['committed']} instance(s)"
     return run
-
-
-def _sleep(ctx: JobContext, seconds: float, sleep) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        ctx.check()
-        sleep(min(0.5, max(0.0, end - time.monotonic())))

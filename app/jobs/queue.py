@@ -82,6 +82,13 @@ class JobContext:
         if self.cancelled:
             raise Cancelled()
 
+    def wait(self, seconds: float, sleep=time.sleep) -> None:
+        """Wait ``seconds`` (a retry interval), stopping at once when cancelled or shut down."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.check()
+            sleep(min(0.5, max(0.0, end - time.monotonic())))
+
     def progress(self, done: int, total: int | None = None, message: str | None = None,
                  state: dict | None = None) -> None:
         self.job.done = done

@@ -63,7 +63,7 @@ def list_routes(engine) -> list[Route]:
 
 
 def due(engine, rule) -> dict[str, list[tuple[int, Instance]]]:
-    """Per study, the (id, instance) the rule matches and has not sent yet."""
+    """Per study, the (id, instance) the rule matches and has not sent yet, in id order."""
     q = (select(study.c.StudyInstanceUID, instance.c.id, instance.c.path, instance.c.SOPClassUID,
                 instance.c.SOPInstanceUID, instance.c.TransferSyntaxUID)
          .join(series, instance.c.series_id == series.c.id).join(study, series.c.study_id == study.c.id)
@@ -105,16 +105,25 @@ class Router(Periodic):
         with self.archive.engine.connect() as conn:
             rules = conn.execute(select(route).where(route.c.enabled == 1)).all()
         for rule in rules:
-            for uid, items in due(self.archive.engine, rule).items():
+            found = due(self.archive.engine, rule)
+            waiting: list[int] = []
+            for uid, items in found.items():
                 key = (rule.name, uid)
                 count, since = self._seen.get(key, (-1, now))
                 if count != len(items):
                     self._seen[key] = (len(items), now)  # still arriving: wait until it is quiet
+                elif now - since >= stable:
+                    submitted.append(self._route(rule, uid, items))
+                    self._seen.pop(key, None)
                     continue
-                if now - since < stable:
-                    continue
-                submitted.append(self._route(rule, uid, items))
-                self._seen.pop(key, None)
+                waiting.append(items[0][0])
+            if found:
+                # what is routed need not be looked at again: the rule's start moves up to the
+                # first instance still waiting (ids grow with each commit)
+                cursor = min(waiting) - 1 if waiting else max(i for items in found.values() for i, _ in items)
+                if cursor > rule.start_id:
+                    with self.archive.engine.begin() as conn:
+                        conn.execute(update(route).where(route.c.name == rule.name).values(start_id=cursor))
         return submitted
 
     def _route(self, rule, study_uid: str, items: list[tuple[int, Instance]]) -> int:

@@ -110,7 +110,7 @@ def runner(archive, sleep=time.sleep):
                 log.warning("send to %s: %s; retry %d of %d in %d s", node.aet, exc, attempt, retries, wait)
                 ctx.progress(_delivered(state), message=f"{exc}; retry {attempt} of {retries} in {wait} s",
                              state=state)
-                _wait(ctx, wait, sleep)
+                ctx.wait(wait, sleep)
         message = _finish(state, len(items), node)
         if ctx.job.params.get("commit") and "commit_job" not in state:
             from app.jobs import commit_job
@@ -145,13 +145,6 @@ def _send(ctx: JobContext, node, items: list[Instance], todo: list[int], state: 
             ctx.progress(_delivered(state), len(items), _progress_text(state), state)
     finally:
         sender.close()
-
-
-def _wait(ctx: JobContext, seconds: float, sleep) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ctx.check()
-        sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
 
 def _delivered(state: dict) -> int:
