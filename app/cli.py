@@ -383,7 +383,8 @@ def cmd_nodes(args) -> int:
             roles = tuple(args.roles.split(",")) if args.roles else nodes.ROLES
             node = nodes.add_node(archive.engine, nodes.RemoteNode(
                 args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment,
-                nodes.syntaxes_from_text(args.syntaxes or "")),
+                nodes.syntaxes_from_text(args.syntaxes or ""), nodes.class_syntaxes_from_text(args.class_syntaxes or ""),
+                "" if args.pack == "none" else args.pack),
                 replace=args.replace)
             _audit(archive.engine, "node-add", f"{node.name}: {node.aet}@{node.host}:{node.port}")
             print(f"added {node.name}: {node.aet}@{node.host}:{node.port}"
@@ -674,7 +675,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--comment")
     a.add_argument("--syntaxes", metavar="LIST",
                    help="transfer syntaxes to send in, preferred first: names (explicit, implicit, jpeg-lossless, "
-                        "j2k-lossless, rle, jpeg-extended, jpeg-baseline, j2k) or UIDs; default: as stored")
+                        "j2k-lossless, rle, jpeg-extended, jpeg-baseline, j2k) or UIDs, '!' before one to "
+                        "exclude it; default: as stored")
+    a.add_argument("--class-syntaxes", metavar="RULES",
+                   help="per SOP class, replacing --syntaxes for it: 'CTImageStorage=j2k-lossless,explicit; "
+                        "DigitalMammographyXRayImageStorageForPresentation=!jpeg-baseline' (keywords or UIDs)")
+    a.add_argument("--pack", choices=("none", "sr", "sc"), default="none",
+                   help="pack the classes of spec Table 4-8 the node lacks into Basic Text SR (sr) or "
+                        "Secondary Capture (sc); default: none (they fail)")
     a.add_argument("--replace", action="store_true", help="replace a node of the same name")
     lst = ns.add_parser("list")
     lst.add_argument("--json", action="store_true")

@@ -12,36 +12,27 @@ the same object twice makes the same registration (kept once).
 from __future__ import annotations
 
 import copy
-import uuid
 from datetime import datetime
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
+from app.dicom.derived import copy_patient_study, derived_uid
+
 CSA_NON_IMAGE = "1.3.12.2.1107.5.9.1"
 SPATIAL_REGISTRATION = "1.2.840.10008.5.1.4.1.1.66.1"
-_PATIENT_STUDY = ("SpecificCharacterSet", "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate",
-                  "PatientSex", "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-                  "AccessionNumber", "StudyDescription")
 _IDENTITY = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
 
 
 def _derived_uid(source: str, what: str) -> str:
-    """A 2.25 UID of our own, the same every time for the same source object."""
-    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, f'lightbox/csa-registration/{what}/{source}').int}"
+    return derived_uid("csa-registration", what, source)
 
 
 def registration_for(csa: Dataset) -> Dataset:
     """The Spatial Registration instance that keeps ``csa`` (a CSA Non-Image dataset)."""
     reg = Dataset()
-    for kw in _PATIENT_STUDY:
-        if kw in csa:
-            reg[kw] = copy.deepcopy(csa[kw])
-    for kw in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-               "ReferringPhysicianName", "StudyID", "AccessionNumber"):
-        if kw not in reg:
-            setattr(reg, kw, "")  # Type 2: present, may be empty
+    copy_patient_study(csa, reg)
     source = str(csa.SOPInstanceUID)
     now = datetime.now()
     reg.SOPClassUID = SPATIAL_REGISTRATION

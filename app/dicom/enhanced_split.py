@@ -3,8 +3,8 @@ Image Storage but not Enhanced MR Image Storage.
 
 Each frame becomes an MR Image with the frame's functional group attributes on top (plane
 position and orientation, pixel measures, VOI, timing), the same Study and Series Instance
-UIDs, a new SOP Instance UID (ours) and the Referenced Image / Source Image pointing back at
-the frame it came from. The MR Image module's mandatory attributes that the enhanced object
+UIDs, a new SOP Instance UID (ours, derived from the original's and the frame number) and
+the Referenced Image / Source Image pointing back at the frame it came from. The MR Image module's mandatory attributes that the enhanced object
 keeps elsewhere (Scanning Sequence, Sequence Variant, Echo Time ...) are filled from their
 enhanced counterparts (PS3.3 C.8.13 / C.8.3.1) or left empty where the IOD allows it.
 """
@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from app.dicom.uids import new_uid
+from app.dicom.derived import derived_uid
 from app.imaging.frames import frame_header
 
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
@@ -53,7 +53,8 @@ def split(ds: Dataset) -> list[Dataset]:
             if element.keyword not in _DROP and element.tag.group != 0x0002:
                 mr[element.tag] = copy.deepcopy(element)
         _classic_mr_attributes(mr, header)
-        mr.SOPClassUID, mr.SOPInstanceUID = MR_IMAGE, new_uid()
+        # derived, not new: sending the same object again (a retry) gives the same frames
+        mr.SOPClassUID, mr.SOPInstanceUID = MR_IMAGE, derived_uid("mr-split", str(f + 1), str(ds.SOPInstanceUID))
         mr.InstanceNumber = f + 1
         ref = Dataset()
         ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID

@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 KIND = "commit"
 
 
-def params(node_name: str, items: list[tuple[str, str]], delay: float) -> dict:
+def params(node_name: str, items: list[tuple[str, str, str]], delay: float) -> dict:
+    """``items``: (SOP class, SOP instance) as the node holds them, and the archived instance
+    each stands for (itself, or the Enhanced MR split / the object packed for the node)."""
     due = datetime.now(timezone.utc) + timedelta(seconds=delay)
     return {"node": node_name, "items": [list(i) for i in items], "not_before": due.isoformat()}
 

@@ -115,9 +115,12 @@ def runner(archive, sleep=time.sleep):
         if ctx.job.params.get("commit") and "commit_job" not in state:
             from app.jobs import commit_job
             delay = archive.settings["commit.delay"]
+            sent_as = state.get("sent_as", {})
+            refs = [(c, u, item.sop_instance) for n, item in enumerate(items)
+                    for c, u in sent_as.get(str(n), [(item.sop_class, item.sop_instance)])]
             state["commit_job"] = ctx.queue.submit(
-                commit_job.KIND, commit_job.title(node.name, len(items)),
-                commit_job.params(node.name, [(i.sop_class, i.sop_instance) for i in items], delay),
+                commit_job.KIND, commit_job.title(node.name, len(refs)),
+                commit_job.params(node.name, refs, delay),
                 owner=ctx.job.owner, group=f"commit:{node.name}")
             ctx.progress(_delivered(state), len(items), state=state)
             message += f"; storage commitment asked for in {delay} s (job {state['commit_job']})"
@@ -136,6 +139,8 @@ def _send(ctx: JobContext, node, items: list[Instance], todo: list[int], state: 
             outcome, message = sender.send(items[i])  # AssociationFailed leaves i in todo
             todo.pop(0)
             failures[:] = [f for f in failures if f[0] != i]
+            if sender.sent_as:  # split or packed: the node holds these in its place
+                state.setdefault("sent_as", {})[str(i)] = [list(r) for r in sender.sent_as]
             if outcome == "failed":
                 failures.append([i, message])
                 log.warning("send to %s: %s failed: %s", node.aet, items[i].sop_instance, message)

@@ -52,11 +52,11 @@ def _now() -> datetime:
 
 
 # -- SCU --------------------------------------------------------------------------------------
-def action_information(transaction_uid: str, items: list[tuple[str, str]]) -> Dataset:
+def action_information(transaction_uid: str, items: list[tuple]) -> Dataset:
     ds = Dataset()
     ds.TransactionUID = transaction_uid
     refs = []
-    for sop_class, sop_instance in items:
+    for sop_class, sop_instance, *_ in items:
         ref = Dataset()
         ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = sop_class, sop_instance
         refs.append(ref)
@@ -64,11 +64,13 @@ def action_information(transaction_uid: str, items: list[tuple[str, str]]) -> Da
     return ds
 
 
-def record_request(engine, transaction_uid: str, node_name: str, items: list[tuple[str, str]]) -> None:
+def record_request(engine, transaction_uid: str, node_name: str, items: list[tuple]) -> None:
+    """``items``: (SOP class, SOP instance[, the archived instance it stands for])."""
     with engine.begin() as conn:
         conn.execute(insert(commit_item), [{"transaction_uid": transaction_uid, "node": node_name,
-                                            "sop_class": c, "sop_instance": i, "state": PENDING,
-                                            "requested_at": _now()} for c, i in items])
+                                            "sop_class": i[0], "sop_instance": i[1],
+                                            "archived_instance": i[2] if len(i) > 2 else i[1],
+                                            "state": PENDING, "requested_at": _now()} for i in items])
 
 
 def record_report(engine, report: Dataset) -> tuple[int, int]:
@@ -89,8 +91,10 @@ def record_report(engine, report: Dataset) -> tuple[int, int]:
             conn.execute(update(commit_item).where(commit_item.c.transaction_uid == uid,
                                                    commit_item.c.sop_instance == sop_instance)
                          .values(state=state, reason=reason, answered_at=_now()))
-        _record_committed_studies(conn, node, [i for _, i, _, _ in done])
-        studies = _studies_of(conn, [i for _, i, _, _ in done + failed])
+        archived = dict(conn.execute(select(commit_item.c.sop_instance, commit_item.c.archived_instance).where(
+            commit_item.c.transaction_uid == uid)).all())
+        _record_committed_studies(conn, node, [archived.get(i) or i for _, i, _, _ in done])
+        studies = _studies_of(conn, [archived.get(i) or i for _, i, _, _ in done + failed])
     log.info("storage commitment %s from %s: %d committed, %d failed", uid, node, len(done), len(failed))
     events.publish("commitment-updated", studies)  # the browser's Archived column
     return len(done), len(failed)
@@ -107,16 +111,20 @@ def _studies_of(conn, instances: list[str]) -> list[str]:
 
 def _record_committed_studies(conn, node: str, instances: list[str]) -> None:
     """A study goes into the commitment table once every instance we hold of it is committed
-    by ``node`` (the deletion and the watermark trust that table)."""
+    by ``node`` (the deletion and the watermark trust that table): the last answer about
+    everything that stands for it there (itself, or each frame it was split into) "committed"."""
     if not instances:
         return
     for uid in _studies_of(conn, instances):
         held = conn.execute(select(instance.c.SOPInstanceUID).join(series, instance.c.series_id == series.c.id)
                             .join(study, series.c.study_id == study.c.id)
                             .where(study.c.StudyInstanceUID == uid)).scalars().all()
-        committed = set(conn.execute(select(commit_item.c.sop_instance).where(
-            commit_item.c.node == node, commit_item.c.state == COMMITTED,
-            commit_item.c.sop_instance.in_(held))).scalars())
+        last: dict[tuple[str, str], str] = {}
+        for archived, sent, state in conn.execute(select(
+                commit_item.c.archived_instance, commit_item.c.sop_instance, commit_item.c.state).where(
+                commit_item.c.node == node, commit_item.c.archived_instance.in_(held)).order_by(commit_item.c.id)):
+            last[(archived, sent)] = state
+        committed = {a for a, _ in last} - {a for (a, _), state in last.items() if state != COMMITTED}
         if held and committed >= set(held):
             conn.execute(insert(commitment).values(study_uid=uid, node=node, instances=len(held),
                                                    committed_at=_now()))

@@ -356,7 +356,7 @@ def handle_move(event, archive):
         log.error("C-MOVE from %s: cannot open an association to %s: %s", caller, destination, exc)
         yield None, None
         return
-    kwargs["contexts"] = outgoing_contexts(found, node.transfer_syntaxes) if found else [build_default_context()]
+    kwargs["contexts"] = outgoing_contexts(found, node) if found else [build_default_context()]
     kwargs["evt_handlers"] = [(evt.EVT_ACCEPTED, lambda e: accepted.__setitem__("assoc", e.assoc))]
     yield node.host, node.port, kwargs
     if refused is not None:
@@ -372,7 +372,7 @@ def handle_move(event, archive):
             yield statuses.CANCELLED, None
             return
         assoc = accepted.get("assoc")
-        ds = to_send(instance, assoc.accepted_contexts if assoc else [], node.transfer_syntaxes)
+        ds = to_send(instance, assoc.accepted_contexts if assoc else [], node)
         yield statuses.PENDING, ds if ds is not None else "unreadable"  # not a dataset: a failure
 
 

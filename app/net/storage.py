@@ -106,17 +106,22 @@ class StoredInstance(Dataset):
         return ds
 
 
-def to_send(instance: Instance, accepted: list, preferred: tuple[str, ...] = ()) -> Dataset | None:
+def _policy(node, sop_class: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    return node.send_syntaxes(sop_class) if node is not None else ((), frozenset())
+
+
+def to_send(instance: Instance, accepted: list, node=None) -> Dataset | None:
     """What to hand pynetdicom for one C-STORE, given the contexts the peer accepted (for
-    C-GET, those where we are the storage SCU) and the node's transfer syntax preference
-    (§4.2.1.3.1.2; empty: as stored, else uncompressed). The first preferred syntax it
-    accepted that we can give this instance wins: the stored one as its stored bytes, an
-    uncompressed one decompressed, a compressed one made by app.dicom.compression when the
-    instance meets its criteria (a lossy one only when nothing lossless was accepted).
-    Otherwise as stored, or decompressed; else as stored, and the C-STORE fails and is
-    counted. None: unreadable."""
+    C-GET, those where we are the storage SCU) and the node's transfer syntax preference for
+    the instance's class (§4.2.1.3.1.2; none: as stored, else uncompressed). The first
+    preferred syntax it accepted that we can give this instance wins: the stored one as its
+    stored bytes, an uncompressed one decompressed, a compressed one made by
+    app.dicom.compression when the instance meets its criteria (a lossy one only when nothing
+    lossless was accepted). Otherwise as stored (unless excluded), or decompressed; else as
+    stored, and the C-STORE fails and is counted. None: unreadable."""
     from app.dicom import compression
-    syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class}
+    preferred, excluded = _policy(node, instance.sop_class)
+    syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class} - excluded
     ts = UID(instance.transfer_syntax)
     lossless_taken = any(s in UNCOMPRESSED or (UID(s).is_compressed and not compression.is_lossy(s))
                          for s in syntaxes)
@@ -160,27 +165,35 @@ def read_instance(instance: Instance) -> Dataset | None:
         return None
 
 
-def outgoing_contexts(instances: list[Instance], preferred: tuple[str, ...] = ()) -> list:
+def outgoing_contexts(instances: list[Instance], node=None) -> list:
     """Contexts to propose for sending ``instances``: per SOP class, each stored compressed
     transfer syntax and each compressed syntax of the node's preference on its own context
-    (an acceptor taking several lets our preference choose), and the uncompressed ones; one
-    context per class when that would exceed 128."""
+    (an acceptor taking several lets our preference choose), and the uncompressed ones, less
+    the node's exclusions; one context per class when that would exceed 128. Also the classes
+    an instance may become: MR Image for an Enhanced MR, the packing carrier for a Table 4-8
+    class when the node packs."""
     from pynetdicom import build_context
+    from app.dicom import packing
     from app.dicom.enhanced_split import ENHANCED_MR, MR_IMAGE
     by_class: dict[str, set[str]] = {}
     for i in instances:
         by_class.setdefault(i.sop_class, set()).add(i.transfer_syntax)
     if ENHANCED_MR in by_class:  # to split into, for a node without Enhanced MR (§4.2.1.3.1.5)
         by_class.setdefault(MR_IMAGE, set())
-    out = []
+    if node is not None and node.pack and packing.packable().keys() & by_class.keys():
+        by_class.setdefault(packing.CARRIERS[node.pack], set())
+    out, single = [], []
     for sop, syntaxes in sorted(by_class.items()):
+        preferred, excluded = _policy(node, sop)
         compressed = [ts for ts in preferred if UID(ts).is_compressed]
         compressed += sorted(ts for ts in syntaxes if ts and UID(ts).is_compressed and ts not in compressed)
+        compressed = [ts for ts in compressed if ts not in excluded]
+        plain = [ts for ts in UNCOMPRESSED if ts not in excluded]
         out += [build_context(sop, [ts]) for ts in compressed]
-        out.append(build_context(sop, list(UNCOMPRESSED)))
-    if len(out) > 128:
-        out = [build_context(sop, sorted(s | set(UNCOMPRESSED))) for sop, s in sorted(by_class.items())][:128]
-    return out
+        if plain:
+            out.append(build_context(sop, plain))
+        single.append(build_context(sop, sorted(set(compressed) | set(plain))))
+    return out if len(out) <= 128 else single[:128]
 
 
 class Sender:
@@ -194,19 +207,43 @@ class Sender:
         from app.net.remote import open_association, scu_ae
         self.node = node
         self.ae = scu_ae(settings)
-        self.preferred = tuple(getattr(node, "transfer_syntaxes", ()) or ())
-        self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances, self.preferred))
+        self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances, node))
         self._accepted_classes = {cx.abstract_syntax for cx in self.assoc.accepted_contexts}
+        # what the node holds for the last instance sent, when not that instance itself (split
+        # frames, a packed object): storage commitment asks about those
+        self.sent_as: list[tuple[str, str]] | None = None
 
     def send(self, instance: Instance) -> tuple[str, str]:
         """(sent | present | failed, message for the user)."""
+        from app.dicom import packing
         from app.dicom.enhanced_split import ENHANCED_MR, MR_IMAGE
-        if instance.sop_class == ENHANCED_MR and ENHANCED_MR not in self._accepted_classes \
-                and MR_IMAGE in self._accepted_classes:
+        self.sent_as = None
+        accepted = self._accepted_classes
+        if instance.sop_class == ENHANCED_MR and ENHANCED_MR not in accepted and MR_IMAGE in accepted:
             return self._send_split(instance)
-        if instance.sop_class not in self._accepted_classes:
+        if instance.sop_class not in accepted and self.node.pack and instance.sop_class in packing.packable() \
+                and packing.CARRIERS[self.node.pack] in accepted:
+            return self._send_packed(instance)
+        if instance.sop_class not in accepted:
             return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
-        return self._store(instance, to_send(instance, self.assoc.accepted_contexts, self.preferred))
+        return self._store(instance, to_send(instance, self.assoc.accepted_contexts, self.node))
+
+    def _send_packed(self, instance: Instance) -> tuple[str, str]:
+        """§4.2.1.3.1.4: a Table 4-8 class the node lacks, packed into its carrier class."""
+        from app.dicom import packing
+        try:
+            packed = packing.pack(Path(instance.path).read_bytes(), self.node.pack)
+        except OSError as exc:
+            return "failed", f"the stored file cannot be read: {instance.path} ({exc.strerror or exc})"
+        except Exception as exc:  # noqa: BLE001 - reported as this instance's failure
+            log.exception("could not pack %s", instance.sop_instance)
+            return "failed", f"{_class_name(instance.sop_class)} could not be packed: {exc}"
+        outcome, message = self._store(instance, packed)
+        if outcome != "failed":
+            self.sent_as = [(str(packed.SOPClassUID), str(packed.SOPInstanceUID))]
+            log.info("%s %s sent to %s packed as %s %s", _class_name(instance.sop_class), instance.sop_instance,
+                     self.node.aet, _class_name(packed.SOPClassUID), packed.SOPInstanceUID)
+        return outcome, message
 
     def _send_split(self, instance: Instance) -> tuple[str, str]:
         """§4.2.1.3.1.5: an Enhanced MR to a node that only takes MR Image, frame by frame."""
@@ -224,6 +261,7 @@ class Sender:
         if failed:
             return "failed", f"{len(failed)} of {len(images)} frames (split into MR images) failed: {failed[0]}"
         log.info("Enhanced MR %s sent to %s as %d MR images", instance.sop_instance, self.node.aet, len(images))
+        self.sent_as = [(str(i.SOPClassUID), str(i.SOPInstanceUID)) for i in images]
         return "sent", ""
 
     def _store(self, instance: Instance, ds) -> tuple[str, str]:

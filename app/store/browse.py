@@ -106,9 +106,10 @@ def archive_states(engine: Engine, study_uids: list[str]) -> dict[str, str]:
             for uid, node in sorted(done):
                 out.setdefault(uid, []).append(f"✓ {node}")
             rows = conn.execute(
-                select(study.c.StudyInstanceUID, commit_item.c.node, commit_item.c.state, func.count())
+                select(study.c.StudyInstanceUID, commit_item.c.node, commit_item.c.state,
+                       func.count(commit_item.c.archived_instance.distinct()))
                 .join(series, series.c.study_id == study.c.id).join(instance, instance.c.series_id == series.c.id)
-                .join(commit_item, commit_item.c.sop_instance == instance.c.SOPInstanceUID)
+                .join(commit_item, commit_item.c.archived_instance == instance.c.SOPInstanceUID)
                 .where(study.c.StudyInstanceUID.in_(chunk))
                 .group_by(study.c.StudyInstanceUID, commit_item.c.node, commit_item.c.state)).all()
             by: dict[tuple[str, str], dict[str, int]] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydicom.datadict import tag_for_keyword
 
-from app.dicom import charsets, statuses
+from app.dicom import charsets, packing, statuses
 from app.dicom.csa_registration import CSA_NON_IMAGE, registration_for
 from app.dicom.encoding import file_meta_bytes, parse_header, split_part10
 from app.dicom.uids import is_valid_uid
@@ -179,6 +179,9 @@ class Ingest:
     def _store(self, raw, transfer_syntax, source_aet, sop_class, sop_instance, urgent) -> StoreResult:
         meta, record = self._prepare(raw, transfer_syntax, source_aet, sop_class, sop_instance)
         sop_uid = record.instance["SOPInstanceUID"]
+        if packing.may_be_packed(record.instance.get("SOPClassUID"), raw):
+            if (unpacked := self._unpack(raw, transfer_syntax, source_aet, urgent)) is not None:
+                return unpacked
         try:
             self.files.check_space(len(meta) + len(raw))
         except OutOfSpace as exc:
@@ -195,6 +198,32 @@ class Ingest:
                              indexed=self.writer.submit(record, entry, urgent=urgent))
         if record.instance.get("SOPClassUID") == CSA_NON_IMAGE:
             self._keep_as_registration(raw, transfer_syntax, source_aet)
+        return result
+
+    def _unpack(self, raw, transfer_syntax: str, source_aet: str | None, urgent: bool) -> StoreResult | None:
+        """An object Lightbox packed for an archive without its class (app.dicom.packing) comes
+        back: the original is stored in its place. None (store it as it came) when its payload
+        is not a storable original; the log says why."""
+        from io import BytesIO
+
+        from pydicom.filereader import read_dataset
+        from pydicom.uid import UID
+        try:
+            ts = UID(transfer_syntax)
+            original = packing.payload(read_dataset(BytesIO(bytes(raw)), ts.is_implicit_VR, ts.is_little_endian))
+            if original is None:
+                return None
+            meta, offset = split_part10(original)
+            result = self._store(memoryview(original)[offset:], str(meta.TransferSyntaxUID), source_aet, None, None,
+                                 urgent)
+        except Rejected as exc:
+            log.warning("packed object from %s holds an original that cannot be stored (%s); kept packed",
+                        source_aet or "import", exc.comment)
+            return None
+        except Exception:  # noqa: BLE001 - kept as it came
+            log.exception("could not unpack a packed object from %s; kept packed", source_aet or "import")
+            return None
+        log.info("unpacked %s from %s: stored the original instance", result.sop_instance_uid, source_aet or "import")
         return result
 
     def _keep_as_registration(self, raw, transfer_syntax: str, source_aet: str | None) -> None:

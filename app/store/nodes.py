@@ -13,16 +13,56 @@ from app.store.index_writer import insert_ignore
 from app.store.schema import config_version, remote_node
 
 ROLES = ("echo", "store", "commit", "find", "move", "get", "worklist", "print")
+PACK_OPTIONS = ("", "sr", "sc")  # app.dicom.packing.CARRIERS; "": never pack
+
+
 def syntaxes_from_text(text: str) -> tuple[str, ...]:
-    """'jpeg-lossless,explicit' (names or UIDs) -> UIDs, in that order."""
+    """'jpeg-lossless,explicit,!jpeg-baseline' (names or UIDs) -> UIDs in that order; '!'
+    marks an excluded syntax (never sent in, even when an instance is stored so)."""
     from app.dicom.transfer_syntaxes import SYNTAX_NAMES
     out = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        uid = SYNTAX_NAMES.get(part.lower(), part)
+        bang, name = ("!", part[1:].strip()) if part.startswith("!") else ("", part)
+        uid = SYNTAX_NAMES.get(name.lower(), name)
         if not uid.replace(".", "").isdigit():
-            raise SettingsError(f"unknown transfer syntax '{part}'; use a UID or one of {', '.join(SYNTAX_NAMES)}")
-        out.append(uid)
+            raise SettingsError(f"unknown transfer syntax '{name}'; use a UID or one of {', '.join(SYNTAX_NAMES)}")
+        out.append(bang + uid)
     return tuple(out)
+
+
+def syntaxes_as_text(syntaxes: tuple[str, ...]) -> str:
+    from app.dicom.transfer_syntaxes import SYNTAX_NAMES
+    names = {uid: name for name, uid in SYNTAX_NAMES.items()}
+    return ",".join(("!" if s.startswith("!") else "") + names.get(s.lstrip("!"), s.lstrip("!")) for s in syntaxes)
+
+
+def sop_class_uid(text: str) -> str:
+    """A storage SOP class by UID or by its DICOM keyword (CTImageStorage)."""
+    from pydicom._uid_dict import UID_dictionary
+    text = text.strip()
+    if text.replace(".", "").isdigit():
+        return text
+    for uid, (_name, kind, _info, _retired, keyword) in UID_dictionary.items():
+        if keyword.lower() == text.lower() and kind == "SOP Class":
+            return uid
+    raise SettingsError(f"unknown SOP class '{text}'; use its UID or DICOM keyword (e.g. CTImageStorage)")
+
+
+def class_syntaxes_from_text(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """'CTImageStorage=j2k-lossless,explicit; 1.2.840...=!jpeg-baseline' -> per SOP class
+    syntax lists (one per line or separated by ';')."""
+    out = []
+    for part in (p.strip() for p in text.replace("\n", ";").split(";") if p.strip()):
+        sop, sep, syntaxes = part.partition("=")
+        if not sep:
+            raise SettingsError(f"'{part}': write SOPClass=syntax,syntax (e.g. CTImageStorage=j2k-lossless)")
+        out.append((sop_class_uid(sop), syntaxes_from_text(syntaxes)))
+    return tuple(out)
+
+
+def class_syntaxes_as_text(overrides: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
+    from pydicom.uid import UID
+    return "; ".join(f"{UID(sop).keyword or sop}={syntaxes_as_text(ts)}" for sop, ts in overrides)
 
 
 @dataclass(frozen=True)
@@ -38,12 +78,24 @@ class RemoteNode:
     comment: str | None = None
     # transfer syntaxes to send in, in order of preference (spec §4.2.1.3.1.2); the ones left
     # out are not used unless an instance is stored in one. Empty: as stored, else uncompressed.
+    # '!' before a UID excludes it: never sent in, an instance stored so is decompressed
     transfer_syntaxes: tuple[str, ...] = ()
+    # per SOP class, a list replacing transfer_syntaxes for that class
+    class_syntaxes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # a Table 4-8 class the node refuses is packed into "sr" or "sc" (§4.2.1.3.1.4); "": not
+    pack: str = ""
+
+    def send_syntaxes(self, sop_class: str) -> tuple[tuple[str, ...], frozenset[str]]:
+        """(preferred syntaxes in order, excluded ones) for sending an instance of ``sop_class``."""
+        entries = dict(self.class_syntaxes).get(sop_class, self.transfer_syntaxes)
+        return (tuple(s for s in entries if not s.startswith("!")),
+                frozenset(s[1:] for s in entries if s.startswith("!")))
 
     def as_dict(self) -> dict:
         return {"name": self.name, "aet": self.aet, "host": self.host, "port": self.port,
                 "roles": list(self.roles), "tls": self.tls, "cert_sha256": self.cert_sha256,
-                "comment": self.comment, "transfer_syntaxes": list(self.transfer_syntaxes)}
+                "comment": self.comment, "transfer_syntaxes": list(self.transfer_syntaxes),
+                "class_syntaxes": {sop: list(ts) for sop, ts in self.class_syntaxes}, "pack": self.pack}
 
 
 def certificate_thumbprint(pem: bytes) -> str:
@@ -69,7 +121,10 @@ def version(engine: Engine) -> int:
 def _row(r) -> RemoteNode:
     return RemoteNode(r.name, r.aet, r.host, r.port, tuple(x for x in r.roles.split(",") if x),
                       bool(r.tls), r.certificate, r.cert_sha256, r.comment,
-                      tuple(x for x in (r.transfer_syntaxes or "").split(",") if x))
+                      tuple(x for x in (r.transfer_syntaxes or "").split(",") if x),
+                      tuple((sop, tuple(x for x in ts.split(",") if x)) for sop, _, ts in
+                            (p.partition("=") for p in (r.class_syntaxes or "").split(";") if p)),
+                      r.pack_as or "")
 
 
 def list_nodes(engine: Engine) -> list[RemoteNode]:
@@ -91,10 +146,13 @@ def add_node(engine: Engine, node: RemoteNode, *, replace: bool = False) -> Remo
         raise SettingsError(f"port {node.port} is out of range 1-65535")
     from app.dicom.compression import PRODUCIBLE
     from app.dicom.transfer_syntaxes import SYNTAX_NAMES, UNCOMPRESSED
-    cannot = [ts for ts in node.transfer_syntaxes if ts not in PRODUCIBLE and ts not in UNCOMPRESSED]
+    every = node.transfer_syntaxes + tuple(s for _, ts in node.class_syntaxes for s in ts)
+    cannot = sorted({ts for ts in every if not ts.startswith("!") and ts not in PRODUCIBLE and ts not in UNCOMPRESSED})
     if cannot:
         raise SettingsError(f"Lightbox cannot produce transfer syntax {', '.join(cannot)} (it sends in "
-                            f"{', '.join(SYNTAX_NAMES)})")
+                            f"{', '.join(SYNTAX_NAMES)}; '!' before one excludes it)")
+    if node.pack not in PACK_OPTIONS:
+        raise SettingsError(f"unknown packing '{node.pack}': sr (Basic Text SR), sc (Secondary Capture) or none")
     unknown = [r for r in node.roles if r not in ROLES]
     if unknown:
         raise SettingsError(f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}")
@@ -110,7 +168,9 @@ def add_node(engine: Engine, node: RemoteNode, *, replace: bool = False) -> Remo
     values = {"name": node.name, "aet": node.aet, "host": node.host, "port": node.port,
               "roles": ",".join(node.roles), "tls": int(node.tls), "certificate": node.certificate,
               "cert_sha256": thumb, "comment": node.comment,
-              "transfer_syntaxes": ",".join(node.transfer_syntaxes) or None}
+              "transfer_syntaxes": ",".join(node.transfer_syntaxes) or None,
+              "class_syntaxes": ";".join(f"{sop}={','.join(ts)}" for sop, ts in node.class_syntaxes) or None,
+              "pack_as": node.pack or None}
     with engine.begin() as conn:
         exists = conn.execute(select(remote_node.c.name).where(remote_node.c.name == node.name)).first()
         if exists and not replace:

@@ -87,6 +87,8 @@ remote_node = Table(
     Column("cert_sha256", String(64)),
     Column("comment", Text),
     Column("transfer_syntaxes", Text),  # preference, comma-separated UIDs (app.store.nodes)
+    Column("class_syntaxes", Text),  # per SOP class: "uid=ts,ts;uid=ts"
+    Column("pack_as", String(8)),  # sr | sc (app.dicom.packing)
 )
 
 # Bumped whenever the remote node table changes, so a running node reloads it cheaply.
@@ -116,6 +118,9 @@ commit_item = Table(
     Column("node", String(64), nullable=False),
     Column("sop_class", String(64), nullable=False),
     Column("sop_instance", String(64), nullable=False, index=True),
+    # the archived instance it stands for: itself, or the Enhanced MR split into it / the
+    # object packed into it (the browser and the watermark judge archived instances)
+    Column("archived_instance", String(64), index=True),
     Column("state", String(16), nullable=False),
     Column("reason", Text),
     Column("requested_at", DateTime(timezone=True), nullable=False),
@@ -202,6 +207,10 @@ for _table, _column in ((patient, "PatientID"), (study, "AccessionNumber"), (stu
     Index(f"ix_{_table.name}_{_column}_folded", func.lower(_table.c[_column]))
 
 
+# A column added later whose rows of before take another column's value.
+_FILLED_FROM = {("commit_item", "archived_instance"): "sop_instance"}
+
+
 def ensure_columns(engine) -> None:
     """Nullable columns added since a database was created (create_all only makes missing
     tables): ALTER TABLE ... ADD COLUMN, which every database we support knows."""
@@ -216,6 +225,8 @@ def ensure_columns(engine) -> None:
                 for column in missing:
                     ddl = CreateColumn(column).compile(dialect=engine.dialect)
                     conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
+                    if source := _FILLED_FROM.get((table.name, column.name)):
+                        conn.exec_driver_sql(f'UPDATE "{table.name}" SET "{column.name}" = "{source}"')
 
 
 def ensure_indexes(engine) -> None:

@@ -183,15 +183,30 @@ class NodeEditor(QDialog):
         self.pin.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.comment = QLineEdit(node.comment if node and node.comment else "")
         from app.dicom.transfer_syntaxes import SYNTAX_NAMES
-        names = {uid: name for name, uid in SYNTAX_NAMES.items()}
-        self.syntaxes = QLineEdit(",".join(names.get(ts, ts) for ts in (node.transfer_syntaxes if node else ())))
+        self.syntaxes = QLineEdit(nodes.syntaxes_as_text(node.transfer_syntaxes if node else ()))
         self.syntaxes.setPlaceholderText("as stored (else uncompressed)")
         self.syntaxes.setToolTip("Transfer syntaxes to send in, preferred first (spec §4.2.1.3.1.2): "
-                                 + ", ".join(SYNTAX_NAMES) + ". Compression only where the image meets the "
-                                 "reference's criteria; lossy only when the node takes nothing lossless.")
+                                 + ", ".join(SYNTAX_NAMES) + ". '!' before one excludes it (an image stored so is "
+                                 "decompressed). Compression only where the image meets the reference's criteria; "
+                                 "lossy only when the node takes nothing lossless.")
+        self.class_syntaxes = QLineEdit(nodes.class_syntaxes_as_text(node.class_syntaxes if node else ()))
+        self.class_syntaxes.setPlaceholderText("e.g. CTImageStorage=j2k-lossless,explicit; "
+                                               "MRImageStorage=!jpeg-baseline")
+        self.class_syntaxes.setToolTip("Per SOP class (DICOM keyword or UID), a list that replaces 'Send in' for "
+                                       "that class; rules separated by ';'.")
+        self.pack = QComboBox()
+        for value, text in (("", "no: such objects fail"), ("sr", "into Basic Text SR"),
+                            ("sc", "into Secondary Capture (for archives without SR)")):
+            self.pack.addItem(text, value)
+        self.pack.setCurrentIndex(max(0, self.pack.findData(node.pack if node else "")))
+        self.pack.setToolTip("Spec §4.2.1.3.1.4: PDF, SR, segmentation, registration, raw data ... (Table 4-8) "
+                             "the node does not accept are packed so it can archive them; Lightbox unpacks them "
+                             "when they come back.")
         for label, w in (("Name", self.name), ("AE title", self.aet), ("Host", self.host), ("Port", self.port),
                          ("Services", roles_box), ("TLS", self.tls), ("Certificate", cert_row),
-                         ("Pinned SHA-256", self.pin), ("Send in", self.syntaxes), ("Comment", self.comment)):
+                         ("Pinned SHA-256", self.pin), ("Send in", self.syntaxes),
+                         ("Per SOP class", self.class_syntaxes), ("Pack classes it lacks", self.pack),
+                         ("Comment", self.comment)):
             form.addRow(label, w)
         self.error = QLabel()
         self.error.setStyleSheet(_ERROR_STYLE)
@@ -227,7 +242,8 @@ class NodeEditor(QDialog):
         return {"name": self.name.text().strip(), "aet": self.aet.text().strip(), "host": self.host.text().strip(),
                 "port": self.port.value(), "roles": tuple(r for r, box in self.roles.items() if box.isChecked()),
                 "tls": self.tls.isChecked(), "cert_path": self.cert_path.text().strip(),
-                "comment": self.comment.text().strip() or None, "syntaxes": self.syntaxes.text().strip()}
+                "comment": self.comment.text().strip() or None, "syntaxes": self.syntaxes.text().strip(),
+                "class_syntaxes": self.class_syntaxes.text().strip(), "pack": self.pack.currentData()}
 
     def _validate(self, v: dict) -> nodes.RemoteNode:
         """The node as entered (runs off the GUI thread: it resolves the host name);
@@ -244,7 +260,8 @@ class NodeEditor(QDialog):
             except OSError as exc:
                 raise SettingsError(f"Cannot read the certificate file: {exc.strerror or exc}") from None
         return nodes.RemoteNode(v["name"], v["aet"], v["host"], v["port"], v["roles"], v["tls"], cert, None,
-                                v["comment"], nodes.syntaxes_from_text(v.get("syntaxes", "")))
+                                v["comment"], nodes.syntaxes_from_text(v.get("syntaxes", "")),
+                                nodes.class_syntaxes_from_text(v.get("class_syntaxes", "")), v.get("pack", ""))
 
     def _accept(self) -> None:
         entered = self._entered()

@@ -105,11 +105,28 @@ def test_remote_node_from_template_and_echo(qtbot, archive, storescp, monkeypatc
     editor.buttons.button(QDialogButtonBox.Ok).click()
     qtbot.waitUntil(lambda: "cannot be found" in editor.error.text(), timeout=10000)
     editor.host.setText("127.0.0.1")
+    editor.class_syntaxes.setText("CTImage=rle")
+    editor.buttons.button(QDialogButtonBox.Ok).click()
+    qtbot.waitUntil(lambda: "unknown SOP class 'CTImage'" in editor.error.text(), timeout=10000)
+    editor.syntaxes.setText("jpeg-lossless, !jpeg-baseline, explicit")
+    editor.class_syntaxes.setText("CTImageStorage=rle,explicit")
+    editor.pack.setCurrentIndex(editor.pack.findData("sr"))
+    editor.show()
+    screenshot(editor, "settings_node_editor.png")
     with qtbot.waitSignal(editor.accepted, timeout=10000):
         editor.buttons.button(QDialogButtonBox.Ok).click()
     with qtbot.waitSignal(dialog.remote.changed, timeout=10000):
         dialog.remote._save(editor.result_node, replace=False)
-    assert nodes.get_node(archive.engine, "scp").aet == "STORESCP"
+    saved = nodes.get_node(archive.engine, "scp")
+    assert saved.aet == "STORESCP" and saved.pack == "sr"
+    assert saved.send_syntaxes("1.2.840.10008.5.1.4.1.1.2") == (("1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1"),
+                                                               frozenset())
+    assert saved.send_syntaxes("1.2.840.10008.5.1.4.1.1.4") == (("1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1"),
+                                                               frozenset({"1.2.840.10008.1.2.4.50"}))
+    reopened = NodeEditor(saved, dialog)
+    qtbot.addWidget(reopened)
+    assert reopened.syntaxes.text() == "jpeg-lossless,!jpeg-baseline,explicit"
+    assert reopened.class_syntaxes.text() == "CTImageStorage=rle,explicit" and reopened.pack.currentData() == "sr"
     qtbot.waitUntil(lambda: dialog.remote.table.rowCount() == 1, timeout=5000)
 
     dialog.remote.table.selectRow(0)

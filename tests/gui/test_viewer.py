@@ -15,7 +15,7 @@ from app.imaging import pixels
 from app.store.archive import Archive
 from app.store.query import search
 from app.ui.viewer.window import ViewerWindow
-from conftest import screen_shot
+from conftest import pdf_document, screen_shot
 from tests.peers.peerutil import ct_dataset, save
 
 
@@ -313,25 +313,6 @@ def test_key_object_selection_opens_as_its_images(qtbot, archive, tmp_path):
     viewer.close()
 
 
-def _pdf(text: str) -> bytes:
-    """A one-page PDF with a line of text (offsets computed, so any reader accepts it)."""
-    content = f"BT /F1 24 Tf 20 100 Td ({text}) Tj ET".encode()
-    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
-               b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 200]/Contents 4 0 R"
-               b"/Resources<</Font<</F1 5 0 R>>>>>>",
-               b"<</Length %d>>stream\n" % len(content) + content + b"\nendstream",
-               b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>"]
-    out, offsets = b"%PDF-1.4\n", []
-    for i, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return out
-
-
 def test_encapsulated_pdf_is_shown_as_a_document(qtbot, tmp_path):
     from pydicom.dataset import Dataset
     archive = Archive(tmp_path / "home")
@@ -340,7 +321,7 @@ def test_encapsulated_pdf_is_shown_as_a_document(qtbot, tmp_path):
         ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.104.1", generate_uid()
         ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
         ds.Modality, ds.PatientID, ds.DocumentTitle = "DOC", "P1", "Referral letter"
-        data = _pdf("Lightbox")
+        data = pdf_document("Lightbox")
         ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
         ds.EncapsulatedDocumentLength = len(data)
         ds.EncapsulatedDocument = data + (b"\0" if len(data) % 2 else b"")

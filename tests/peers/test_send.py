@@ -275,19 +275,22 @@ def test_send_files_to_orthanc(home, tmp_path):
         subprocess.run(["bash", str(script), "stop", str(tmp_path / "orthanc")], capture_output=True, timeout=60)
 
 
-@pytest.mark.parametrize("syntaxes, storescp_opt, expected, decoder", [
-    ("jpeg-lossless,explicit", "+xs", "1.2.840.10008.1.2.4.70", "dcmdjpeg"),
-    ("rle,explicit", "+xr", "1.2.840.10008.1.2.5", "dcmdrle"),
-    ("j2k-lossless,explicit", "+xv", "1.2.840.10008.1.2.4.90", None),
-    ("explicit", "+xa", "1.2.840.10008.1.2.1", None),           # the JPEG study decompressed
+@pytest.mark.parametrize("syntaxes, classes, storescp_opt, expected, decoder", [
+    ("jpeg-lossless,explicit", "", "+xs", "1.2.840.10008.1.2.4.70", "dcmdjpeg"),
+    ("rle,explicit", "", "+xr", "1.2.840.10008.1.2.5", "dcmdrle"),
+    ("j2k-lossless,explicit", "", "+xv", "1.2.840.10008.1.2.4.90", None),
+    ("explicit", "", "+xa", "1.2.840.10008.1.2.1", None),           # the JPEG study decompressed
+    ("!jpeg-lossless", "", "+xa", "1.2.840.10008.1.2.1", None),     # excluded: stored so, sent decompressed
+    ("explicit", "CTImageStorage=rle,explicit", "+xr", "1.2.840.10008.1.2.5", "dcmdrle"),  # the class's own list
 ])
-def test_send_compresses_by_the_node_preference(home, tmp_path, syntaxes, storescp_opt, expected, decoder):
-    """§4.2.1.3.1.2: the node's preferred syntax, made by a maintained encoder, lossless
-    syntaxes giving back the very pixels (DCMTK's decoders where DCMTK has one)."""
+def test_send_compresses_by_the_node_preference(home, tmp_path, syntaxes, classes, storescp_opt, expected, decoder):
+    """§4.2.1.3.1.2: the node's preferred syntax (or its list for the SOP class; '!' excluding
+    one), made by a maintained encoder, lossless syntaxes giving back the very pixels (DCMTK's
+    decoders where DCMTK has one)."""
     scp = Storescp(tmp_path / "rx", storescp_opt, aet="PREFER")
     try:
         lightbox(home["home"], "nodes", "add", "PREFER", "--aet", "PREFER", "--host", "127.0.0.1",
-                 "--port", str(scp.port), "--syntaxes", syntaxes, "--replace")
+                 "--port", str(scp.port), "--syntaxes", syntaxes, "--class-syntaxes", classes, "--replace")
         for study in ("plain", "jpeg"):
             rc, job = _send(home["home"], "PREFER", "--study", home["studies"][study])
             assert rc == 0 and job["status"] == "done", job
@@ -350,6 +353,8 @@ def test_enhanced_mr_is_split_for_a_node_without_it(home, tmp_path):
     finally:
         scp.stop()
     assert len(got) == 3
+    # what storage commitment will ask the node about: the frames it holds, not the original
+    assert sorted(u for _, u in job["state"]["sent_as"]["0"]) == sorted(str(d.SOPInstanceUID) for d in got)
     frames = emr.pixel_array
     for mr in sorted(got, key=lambda d: int(d.InstanceNumber)):
         f = int(mr.InstanceNumber) - 1
@@ -361,3 +366,66 @@ def test_enhanced_mr_is_split_for_a_node_without_it(home, tmp_path):
     for path in (tmp_path / "rx").iterdir():
         check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         assert "Error" not in check.stdout + check.stderr, check.stdout + check.stderr
+
+
+def _pdf_instance(study: str, path: Path) -> Path:
+    from pydicom.dataset import Dataset
+
+    from conftest import pdf_document
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.104.1", generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+    ds.Modality, ds.PatientID, ds.PatientName, ds.DocumentTitle = "DOC", "PK1", "Packed^Pat", "Referral letter"
+    data = pdf_document("Lightbox")
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = data + (b"\0" if len(data) % 2 else b"")
+    return save(ds, path)
+
+
+@pytest.mark.parametrize("pack, carrier, contexts", [
+    ("sr", "1.2.840.10008.5.1.4.1.1.88.11", "BasicTextSRStorage"),
+    ("sc", "1.2.840.10008.5.1.4.1.1.7", "SecondaryCaptureImageStorage"),
+])
+def test_classes_the_archive_lacks_are_packed_and_come_back(home, tmp_path, pack, carrier, contexts):
+    """§4.2.1.3.1.4: an archive taking CT and only the carrier class gets the Encapsulated PDF
+    (Table 4-8) packed into a valid Basic Text SR / Secondary Capture (dciodvfy) in the same
+    study; commitment would be asked for what it holds; and imported back into a Lightbox the
+    packed object is the original again, byte for byte."""
+    study = generate_uid()
+    pdf_path = _pdf_instance(study, tmp_path / "doc.dcm")
+    ct_path = save(ct_dataset(study, generate_uid(), generate_uid(), 1, size=32), tmp_path / "ct.dcm")
+    lightbox(home["home"], "import", str(pdf_path), str(ct_path))
+    cfg = tmp_path / "carrier.cfg"
+    cfg.write_text("[[TransferSyntaxes]]\n[Uncompressed]\nTransferSyntax1 = LocalEndianExplicit\n"
+                   "TransferSyntax2 = LittleEndianImplicit\n\n[[PresentationContexts]]\n[Carrier]\n"
+                   "PresentationContext1 = CTImageStorage\\Uncompressed\n"
+                   f"PresentationContext2 = {contexts}\\Uncompressed\n\n"
+                   "[[Profiles]]\n[Carrier]\nPresentationContexts = Carrier\n")
+    scp = Storescp(tmp_path / "rx", "-xf", str(cfg), "Carrier", aet="NOPDF")
+    node = f"NOPDF{pack.upper()}"
+    try:
+        lightbox(home["home"], "nodes", "add", node, "--aet", "NOPDF", "--host", "127.0.0.1", "--port",
+                 str(scp.port), "--pack", pack)
+        rc, job = _send(home["home"], node, "--study", study)
+        assert rc == 0 and job["status"] == "done" and job["message"] == "2 sent to NOPDF", job
+        got = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPClassUID): p for p in scp.received().values()}
+    finally:
+        scp.stop()
+    assert set(got) == {"1.2.840.10008.5.1.4.1.1.2", carrier}
+    packed = pydicom.dcmread(got[carrier])
+    original = pydicom.dcmread(pdf_path)
+    assert packed.StudyInstanceUID == study and packed.PatientID == "PK1"
+    assert packed.SeriesInstanceUID != original.SeriesInstanceUID
+    assert packed.SeriesDescription == "Packed for archiving: Encapsulated PDF Storage"
+    assert job["state"]["sent_as"] == {"0": [[carrier, str(packed.SOPInstanceUID)]]} or \
+        job["state"]["sent_as"] == {"1": [[carrier, str(packed.SOPInstanceUID)]]}, job["state"]
+    check = subprocess.run(["dciodvfy", str(got[carrier])], capture_output=True, text=True)
+    assert "Error" not in check.stdout + check.stderr, check.stdout + check.stderr
+    # the way back: what the archive holds, imported, is the original
+    back = tmp_path / "back"
+    back.mkdir()
+    lightbox(back, "import", str(got[carrier]))
+    rows = ls_json(back, "instance")
+    assert [(r["SOPClassUID"], r["SOPInstanceUID"]) for r in rows] == \
+        [("1.2.840.10008.5.1.4.1.1.104.1", str(original.SOPInstanceUID))]
+    assert _dataset_bytes(back / "archive" / rows[0]["path"]) == _dataset_bytes(pdf_path)

@@ -57,11 +57,22 @@ def test_import_missing_path_is_a_clear_error(home):
 
 def test_nodes_add_list_remove(home):
     lightbox(home, "nodes", "add", "PACS", "--aet", "ORTHANC", "--host", "127.0.0.1", "--port", "4242",
-             "--roles", "echo,store,find,move", "--syntaxes", "jpeg-lossless,1.2.840.10008.1.2.1")
+             "--roles", "echo,store,find,move", "--syntaxes", "jpeg-lossless,1.2.840.10008.1.2.1,!jpeg-baseline",
+             "--class-syntaxes", "CTImageStorage=j2k-lossless,explicit; 1.2.840.10008.5.1.4.1.1.4=!rle", "--pack", "sc")
     nodes = json.loads(lightbox(home, "nodes", "list", "--json").stdout)
     assert nodes == [{"name": "PACS", "aet": "ORTHANC", "host": "127.0.0.1", "port": 4242,
                       "roles": ["echo", "store", "find", "move"], "tls": False, "cert_sha256": None,
-                      "comment": None, "transfer_syntaxes": ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1"]}]
+                      "comment": None,
+                      "transfer_syntaxes": ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.1", "!1.2.840.10008.1.2.4.50"],
+                      "class_syntaxes": {"1.2.840.10008.5.1.4.1.1.2": ["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.1"],
+                                         "1.2.840.10008.5.1.4.1.1.4": ["!1.2.840.10008.1.2.5"]},
+                      "pack": "sc"}]
+    for flag, value, words in (("--class-syntaxes", "CTImage=explicit", "unknown SOP class"),
+                               ("--class-syntaxes", "CTImageStorage", "SOPClass=syntax"),
+                               ("--syntaxes", "jpeg-ls", "unknown transfer syntax"),
+                               ("--syntaxes", "1.2.840.10008.1.2.4.80", "cannot produce")):
+        r = lightbox(home, "nodes", "add", "X", "--aet", "X", "--host", "h", "--port", "1", flag, value, check=False)
+        assert r.returncode == 2 and words in r.stderr, (value, r.stderr)
     dup = lightbox(home, "nodes", "add", "PACS", "--aet", "X", "--host", "h", "--port", "1", check=False)
     assert dup.returncode == 2 and "exists" in dup.stderr
     bad = lightbox(home, "nodes", "add", "BAD", "--aet", "WAY_TOO_LONG_AE_TITLE", "--host", "h",
