@@ -65,47 +65,79 @@ def encode_command(primitive) -> tuple[bytes, bytes | None] | None:
     data_keyword = _DATASET_KEYWORDS.get(message.__name__)
     data = getattr(primitive, data_keyword, None) if data_keyword else None
     name = message.__name__.replace("_", "-")
+    command = command_bytes(name, lambda keyword: getattr(primitive, keyword, None), data is not None)
+    return None if command is None else (command, (data.getvalue() if data is not None else None))
+
+
+def command_bytes(name: str, value_of, with_data: bool) -> bytes | None:
+    """The Command Set of message ``name`` ('C-STORE-RQ' ...): its elements in pynetdicom's
+    order, each from ``value_of(keyword)`` (None: left out, as pynetdicom does)."""
     elements = []
     for keyword in _COMMAND_SET_KEYWORDS[name][1:]:  # after the group length
         if keyword == "CommandField":
             value = _FIELD[name]
         elif keyword == "CommandDataSetType":
-            value = _DATA_SET if data is not None else _NO_DATA_SET
+            value = _DATA_SET if with_data else _NO_DATA_SET
         else:
-            value = getattr(primitive, keyword, None)
-        if value is None:  # pynetdicom leaves out what the primitive does not set
+            value = value_of(keyword)
+        if value is None:
             continue
         tag, vr = _COMMAND_VR[keyword]
         if vr == "AT":
             return None
         elements.append((tag, vr, value))
     body = dataset_bytes(elements, True)
-    command = element(0x00000000, "UL", struct.pack("<I", len(body)), True) + body
-    return command, (data.getvalue() if data is not None else None)
+    return element(0x00000000, "UL", struct.pack("<I", len(body)), True) + body
+
+
+def pdata_layout(context_id: int, command: bytes, data_length: int | None, max_pdu: int,
+                 buffer: bytearray | None = None) -> tuple[memoryview, list[tuple[int, int]]]:
+    """The P-DATA-TF PDUs of one message with the data set's bytes still to be filled in:
+    (the PDUs, (offset, length) of each data fragment in them, in order). The command goes
+    in one PDV, the data set in fragments that fit the peer's maximum PDU length, in the
+    command's PDU when both fit. ``buffer``: reused when large enough (a sender fills it
+    straight from the file: no copy of an image's bytes is made on the way to the socket)."""
+    fragments: list[int] = []
+    together = data_length is not None and (not max_pdu or len(command) + data_length + 2 * _PDV_OVERHEAD <= max_pdu)
+    if data_length is not None and not together:
+        step = max_pdu - _PDV_OVERHEAD
+        fragments = [min(step, data_length - start) for start in range(0, data_length, step)] or [0]
+    size = 6 + _PDV_OVERHEAD + len(command) + (_PDV_OVERHEAD + data_length if together else 0) \
+        + sum(6 + _PDV_OVERHEAD + n for n in fragments)
+    out = memoryview(buffer if buffer is not None and len(buffer) >= size else bytearray(size))[:size]
+    slots, pos = [], 0
+
+    def pdu(pdvs: list[tuple[int, bytes | int]]) -> None:
+        nonlocal pos
+        lengths = [v if isinstance(v, int) else len(v) for _, v in pdvs]
+        struct.pack_into(">BBI", out, pos, 0x04, 0, sum(_PDV_OVERHEAD + n for n in lengths))
+        pos += 6
+        for (control, value), n in zip(pdvs, lengths):
+            struct.pack_into(">IBB", out, pos, n + 2, context_id, control)
+            pos += _PDV_OVERHEAD
+            if isinstance(value, int):
+                slots.append((pos, n))
+            else:
+                out[pos:pos + n] = value
+            pos += n
+
+    if together:
+        pdu([(_COMMAND_LAST, command), (_DATA_LAST, data_length)])
+    else:
+        pdu([(_COMMAND_LAST, command)])
+        for i, n in enumerate(fragments):
+            pdu([(_DATA_LAST if i == len(fragments) - 1 else _DATA, n)])
+    return out, slots
 
 
 def pdata_pdus(context_id: int, command: bytes, data: bytes | None, max_pdu: int) -> bytes:
-    """The P-DATA-TF PDUs of one message: the command in one PDV, the data set in fragments
-    that fit the peer's maximum PDU length, in the command's PDU when both fit."""
-    out = bytearray()
-
-    def pdu(pdvs: list[tuple[int, bytes | memoryview]]) -> None:
-        out.extend(struct.pack(">BBI", 0x04, 0, sum(_PDV_OVERHEAD + len(v) for _, v in pdvs)))
-        for control, value in pdvs:
-            out.extend(struct.pack(">IBB", len(value) + 2, context_id, control))
-            out.extend(value)
-
-    first = [(_COMMAND_LAST, command)]
-    if data is not None and (not max_pdu or len(command) + len(data) + 2 * _PDV_OVERHEAD <= max_pdu):
-        pdu(first + [(_DATA_LAST, data)])
-        return bytes(out)
-    pdu(first)
-    if data is not None:
-        view = memoryview(data)
-        step = max_pdu - _PDV_OVERHEAD
-        for start in range(0, len(data), step) or [0]:
-            pdu([(_DATA_LAST if start + step >= len(data) else _DATA, view[start:start + step])])
-    return bytes(out)
+    """The P-DATA-TF PDUs of one message (pdata_layout, filled)."""
+    out, slots = pdata_layout(context_id, command, None if data is None else len(data), max_pdu)
+    start = 0
+    for pos, n in slots:
+        out[pos:pos + n] = data[start:start + n]
+        start += n
+    return out.obj if len(out) == len(out.obj) else bytes(out)
 
 
 class RawPData(P_DATA):

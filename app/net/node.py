@@ -20,7 +20,7 @@ from pynetdicom import AE, _config, build_context, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from app.net import (acse_hooks, commitment, direct_messages, query_retrieve, reactors, storage, tls,
+from app.net import (acse_hooks, command_reader, commitment, direct_messages, query_retrieve, reactors, storage, tls,
                      verification)
 from app.store import nodes as remote_nodes
 from app.store.archive import Archive
@@ -167,6 +167,7 @@ class Node:
         acse_hooks.install()
         reactors.install()
         direct_messages.install()
+        command_reader.install()
         self.dispatch_only = dispatch_only
         self.shared_load = shared_load
         self.archive = archive

@@ -260,8 +260,20 @@ def _create_socket(self: AssociationSocket, address):
     return sock
 
 
+def _socket_send(self: AssociationSocket, bytestream) -> None:
+    """pynetdicom's send, without its copy of what is left to send after every partial
+    write (bytestream[total_sent:]: quadratic in a CT image's PDUs): sendall takes bytes,
+    a bytearray or a memoryview as they are."""
+    try:
+        self.socket.sendall(bytestream)
+        evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+    except Exception:  # as pynetdicom: Evt17, transport connection closed
+        self.event_queue.put("Evt17")
+
+
 def install() -> None:
     AssociationSocket._create_socket = _create_socket
+    AssociationSocket.send = _socket_send
     DULServiceProvider.run_reactor = _dul_run_reactor
     DULServiceProvider.send_pdu = _send_pdu
     Association._run_reactor = _assoc_run_reactor

@@ -37,10 +37,11 @@ def association_args(settings, node) -> dict:
 def scu_ae(settings) -> AE:
     """An AE for our own requests: our AE title, identity and Table 4-53 timeouts, the
     event-driven loops and direct responses of the node (no polling sleeps, TCP_NODELAY)."""
-    from app.net import direct_messages, reactors
+    from app.net import command_reader, direct_messages, reactors
     from app.net.node import configure_ae, configure_logging
     reactors.install()
     direct_messages.install()
+    command_reader.install()
     configure_logging()  # before the AE: it binds the standard handlers when it is made
     ae = AE(ae_title=settings["node.aet"])
     configure_ae(ae, settings)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
-
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
+from pynetdicom import evt
 
 from app.dicom import statuses
 from app.dicom.sop_classes import storage_scp_classes
@@ -17,6 +19,7 @@ from app.dicom.transfer_syntaxes import STORAGE_SCP, UNCOMPRESSED
 from app.store.ingest import Ingest
 
 log = logging.getLogger(__name__)
+_HEAD = 16384  # read first from a stored file: the preamble and file meta, normally ~300 bytes
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,12 @@ class Sender:
         self.ae = scu_ae(settings)
         self.assoc = open_association(self.ae, settings, node, outgoing_contexts(instances, node))
         self._accepted_classes = {cx.abstract_syntax for cx in self.assoc.accepted_contexts}
+        # where an instance goes as stored: the first accepted context of its class and syntax
+        self._stored_contexts: dict[tuple[str, str], object] = {}
+        for cx in self.assoc.accepted_contexts:
+            self._stored_contexts.setdefault((cx.abstract_syntax, cx.transfer_syntax[0]), cx)
+        self._message_id = 0
+        self._buffer: bytearray | None = None
         # what the node holds for the last instance sent, when not that instance itself (split
         # frames, a packed object): storage commitment asks about those
         self.sent_as: list[tuple[str, str]] | None = None
@@ -226,7 +235,65 @@ class Sender:
             return self._send_packed(instance)
         if instance.sop_class not in accepted:
             return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
-        return self._store(instance, to_send(instance, self.assoc.accepted_contexts, self.node))
+        ds = to_send(instance, self.assoc.accepted_contexts, self.node)
+        if isinstance(ds, StoredInstance):
+            sent = self._store_as_stored(instance)
+            if sent is not None:
+                return sent
+        return self._store(instance, ds)
+
+    def _store_as_stored(self, instance: Instance) -> tuple[str, str] | None:
+        """The C-STORE of an instance the node takes as stored, without pynetdicom's message
+        machinery: the command written directly, the file read straight into the P-DATA-TF
+        PDUs (app.net.direct_messages.pdata_layout; one buffer reused from image to image, so
+        no copy of the pixels is made on the way to the socket), the response read by
+        app.net.command_reader. None: pynetdicom's path (an odd file, handlers bound to
+        DIMSE events, pynetdicom's verbose log)."""
+        from app.net.direct_messages import RawPData, command_bytes, pdata_layout
+        from app.net.remote import AssociationFailed
+        assoc = self.assoc
+        if not getattr(assoc.ae, "lightbox_event_driven", False) or assoc.get_handlers(evt.EVT_DIMSE_SENT):
+            return None
+        context = self._stored_contexts.get((instance.sop_class, instance.transfer_syntax))
+        if context is None:
+            return None
+        try:
+            with open(instance.path, "rb") as f:
+                head = f.read(_HEAD)
+                stored, offset = stored_transfer_syntax(head)
+                if stored != instance.transfer_syntax or offset + 8 > len(head):
+                    return None  # not what the index says, or a file meta longer than the head
+                length = os.fstat(f.fileno()).st_size - offset
+                self._message_id = self._message_id % 65535 + 1
+                command = command_bytes("C-STORE-RQ", {
+                    "MessageID": self._message_id, "AffectedSOPClassUID": instance.sop_class,
+                    "AffectedSOPInstanceUID": instance.sop_instance, "Priority": 2}.get, True)
+                pdus, slots = pdata_layout(context.context_id, command, length, assoc.dimse.maximum_pdu_size or 0,
+                                           self._buffer)
+                self._buffer = pdus.obj
+                f.seek(offset)
+                for pos, n in slots:
+                    if f.readinto(pdus[pos:pos + n]) != n:
+                        return "failed", f"the stored file is shorter than it was: {instance.path}"
+        except (OSError, ValueError) as exc:
+            log.error("cannot read %s to send it: %s", instance.path, exc)
+            return "failed", f"cannot read {instance.path}: {exc}"
+        # as pynetdicom's send_c_store: the association's own loop stays off the DIMSE queue
+        # while we wait for our response on it
+        assoc._reactor_checkpoint.clear()
+        while not assoc._is_paused:
+            time.sleep(0.0001)
+        try:
+            assoc.dimse.dul.send_pdu(RawPData(pdus))
+            _, rsp = assoc.dimse.get_msg(block=True)
+        finally:
+            assoc._reactor_checkpoint.set()
+        if rsp is None or getattr(rsp, "Status", None) is None:
+            aborted = assoc.is_aborted or assoc.acse.is_aborted() or not assoc.is_established
+            why = "aborted the association" if aborted else "did not answer in time (timeouts.storage)"
+            self.close(abort=True)
+            raise AssociationFailed(f"{self.node.aet} {why}")
+        return self._outcome(instance, int(rsp.Status), str(getattr(rsp, "ErrorComment", "") or "").strip())
 
     def _send_packed(self, instance: Instance) -> tuple[str, str]:
         """§4.2.1.3.1.4: a Table 4-8 class the node lacks, packed into its carrier class."""
@@ -281,11 +348,13 @@ class Sender:
             why = "aborted the association" if aborted else "did not answer in time (timeouts.storage)"
             self.close(abort=True)
             raise AssociationFailed(f"{self.node.aet} {why}")
-        outcome, message = statuses.send_outcome(int(status.Status))
-        comment = str(status.get("ErrorComment", "") or "").strip()
+        return self._outcome(instance, int(status.Status), str(status.get("ErrorComment", "") or "").strip())
+
+    def _outcome(self, instance: Instance, status: int, comment: str) -> tuple[str, str]:
+        outcome, message = statuses.send_outcome(status)
         if outcome == "failed":
             log.warning("C-STORE of %s to %s: status 0x%04X %s", instance.sop_instance, self.node.aet,
-                        int(status.Status), comment)
+                        status, comment)
         return outcome, f"{message}: {comment}" if comment and message else message or comment
 
     def close(self, abort: bool = False) -> None:
