@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -748,6 +749,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run() -> None:
+    """The 'lightbox' command: main(), then out without the interpreter's teardown (~0.1 s of
+    freeing modules and objects, a sizeable share of a short command) when nothing is left
+    to finish: every thread that could still be working has ended, output and logs flushed."""
+    code = main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    logging.shutdown()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     from app.memory import tune_malloc
     tune_malloc()
@@ -756,9 +773,16 @@ def main(argv: list[str] | None = None) -> int:
     fn = getattr(args, "fn", cmd_gui)
     logs.setup(args.home, args.verbose, to_file=fn in (cmd_node, cmd_gui, cmd_import, cmd_send, cmd_retrieve))
     try:
-        return fn(args)
+        code = fn(args)
+        sys.stdout.flush()  # here, where a reader that went away is handled below
+        return code
     except (CliError, SettingsError) as exc:
         print(f"lightbox: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away ('lightbox ls --json | head'): as other Unix tools, quietly;
+        # stdout is pointed at /dev/null so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -136,7 +136,8 @@ def _send(ctx: JobContext, node, items: list[Instance], todo: list[int], state: 
         while todo:
             ctx.check()
             i = todo[0]
-            outcome, message = sender.send(items[i])  # AssociationFailed leaves i in todo
+            following = items[todo[1]] if len(todo) > 1 else None
+            outcome, message = sender.send(items[i], following)  # AssociationFailed leaves i in todo
             todo.pop(0)
             failures[:] = [f for f in failures if f[0] != i]
             if sender.sent_as:  # split or packed: the node holds these in its place

@@ -217,13 +217,24 @@ class Sender:
         for cx in self.assoc.accepted_contexts:
             self._stored_contexts.setdefault((cx.abstract_syntax, cx.transfer_syntax[0]), cx)
         self._message_id = 0
-        self._buffer: bytearray | None = None
+        # the direct path (below) unless someone listens to pynetdicom's message events
+        assoc = self.assoc
+        self._fast = getattr(assoc.ae, "lightbox_event_driven", False) and not any(
+            assoc.get_handlers(e) for e in (evt.EVT_DIMSE_SENT, evt.EVT_PDU_SENT, evt.EVT_DATA_SENT))
+        # written from the sending thread, not handed to the DUL thread: a plain socket, whose
+        # reads (the DUL's) and writes (ours) may overlap; a TLS connection's may not
+        import ssl
+        self._write_here = self._fast and not isinstance(getattr(assoc.dul.socket, "socket", None), ssl.SSLSocket)
+        self._buffers: list[bytearray | None] = [None, None]
+        self._turn = 0
+        self._prepared = None
         # what the node holds for the last instance sent, when not that instance itself (split
         # frames, a packed object): storage commitment asks about those
         self.sent_as: list[tuple[str, str]] | None = None
 
-    def send(self, instance: Instance) -> tuple[str, str]:
-        """(sent | present | failed, message for the user)."""
+    def send(self, instance: Instance, following: Instance | None = None) -> tuple[str, str]:
+        """(sent | present | failed, message for the user). ``following``: the instance to
+        be sent next, read while the node works on this one."""
         from app.dicom import packing
         from app.dicom.enhanced_split import ENHANCED_MR, MR_IMAGE
         self.sent_as = None
@@ -235,56 +246,70 @@ class Sender:
             return self._send_packed(instance)
         if instance.sop_class not in accepted:
             return "failed", f"{_class_name(instance.sop_class)} is not accepted by {self.node.aet}"
-        ds = to_send(instance, self.assoc.accepted_contexts, self.node)
-        if isinstance(ds, StoredInstance):
-            sent = self._store_as_stored(instance)
-            if sent is not None:
-                return sent
-        return self._store(instance, ds)
+        if self._fast:
+            prepared, self._prepared = self._prepared, None
+            if prepared is None or prepared[0] is not instance:
+                prepared = self._prepare(instance)
+            if isinstance(prepared[1], tuple):  # it could not be read
+                return prepared[1]
+            if prepared[1] is not None:
+                return self._store_prepared(instance, prepared[1], following)
+        return self._store(instance, to_send(instance, self.assoc.accepted_contexts, self.node))
 
-    def _store_as_stored(self, instance: Instance) -> tuple[str, str] | None:
-        """The C-STORE of an instance the node takes as stored, without pynetdicom's message
-        machinery: the command written directly, the file read straight into the P-DATA-TF
-        PDUs (app.net.direct_messages.pdata_layout; one buffer reused from image to image, so
-        no copy of the pixels is made on the way to the socket), the response read by
-        app.net.command_reader. None: pynetdicom's path (an odd file, handlers bound to
-        DIMSE events, pynetdicom's verbose log)."""
-        from app.net.direct_messages import RawPData, command_bytes, pdata_layout
-        from app.net.remote import AssociationFailed
-        assoc = self.assoc
-        if not getattr(assoc.ae, "lightbox_event_driven", False) or assoc.get_handlers(evt.EVT_DIMSE_SENT):
-            return None
+    def _prepare(self, instance: Instance):
+        """(instance, its C-STORE-RQ as ready P-DATA-TF PDUs) when the node takes it as stored:
+        the command written directly and the file read straight into the PDUs
+        (app.net.direct_messages.pdata_layout) in one of two buffers used in turn, so no copy
+        of the pixels is made on the way to the socket. (instance, None): pynetdicom's path (not
+        as stored, an odd file); (instance, (failed, why)): unreadable."""
+        from app.net.direct_messages import command_bytes, pdata_layout
+        if not isinstance(to_send(instance, self.assoc.accepted_contexts, self.node), StoredInstance):
+            return instance, None
         context = self._stored_contexts.get((instance.sop_class, instance.transfer_syntax))
         if context is None:
-            return None
+            return instance, None
         try:
             with open(instance.path, "rb") as f:
                 head = f.read(_HEAD)
                 stored, offset = stored_transfer_syntax(head)
                 if stored != instance.transfer_syntax or offset + 8 > len(head):
-                    return None  # not what the index says, or a file meta longer than the head
+                    return instance, None  # not what the index says, or a file meta longer than the head
                 length = os.fstat(f.fileno()).st_size - offset
                 self._message_id = self._message_id % 65535 + 1
                 command = command_bytes("C-STORE-RQ", {
                     "MessageID": self._message_id, "AffectedSOPClassUID": instance.sop_class,
                     "AffectedSOPInstanceUID": instance.sop_instance, "Priority": 2}.get, True)
-                pdus, slots = pdata_layout(context.context_id, command, length, assoc.dimse.maximum_pdu_size or 0,
-                                           self._buffer)
-                self._buffer = pdus.obj
+                self._turn ^= 1
+                pdus, slots = pdata_layout(context.context_id, command, length,
+                                           self.assoc.dimse.maximum_pdu_size or 0, self._buffers[self._turn])
+                self._buffers[self._turn] = pdus.obj
                 f.seek(offset)
                 for pos, n in slots:
                     if f.readinto(pdus[pos:pos + n]) != n:
-                        return "failed", f"the stored file is shorter than it was: {instance.path}"
+                        return instance, ("failed", f"the stored file is shorter than it was: {instance.path}")
         except (OSError, ValueError) as exc:
             log.error("cannot read %s to send it: %s", instance.path, exc)
-            return "failed", f"cannot read {instance.path}: {exc}"
+            return instance, ("failed", f"cannot read {instance.path}: {exc}")
+        return instance, pdus
+
+    def _store_prepared(self, instance: Instance, pdus: memoryview, following: Instance | None) -> tuple[str, str]:
+        """Send prepared PDUs, read the following instance while the node stores this one,
+        then take the response (app.net.command_reader decoded it)."""
+        from app.net.direct_messages import RawPData
+        from app.net.remote import AssociationFailed
+        assoc = self.assoc
         # as pynetdicom's send_c_store: the association's own loop stays off the DIMSE queue
         # while we wait for our response on it
         assoc._reactor_checkpoint.clear()
         while not assoc._is_paused:
             time.sleep(0.0001)
         try:
-            assoc.dimse.dul.send_pdu(RawPData(pdus))
+            if self._write_here:  # this thread writes; the DUL thread only reads meanwhile
+                assoc.dul.socket.send(pdus)
+            else:
+                assoc.dul.send_pdu(RawPData(pdus))
+            if following is not None:
+                self._prepared = self._prepare(following)
             _, rsp = assoc.dimse.get_msg(block=True)
         finally:
             assoc._reactor_checkpoint.set()

@@ -135,3 +135,17 @@ def test_delete_study_removes_rows_files_and_is_audited(tmp_path):
     [entry] = audit.search(engine, action="delete")
     assert entry["study_uid"] == gone_study and entry["patient_id"] == "GONE" and "3 instance" in entry["detail"]
     engine.dispose()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(home):
+    """'lightbox ls --json | head': no traceback, the shell's status for SIGPIPE."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    lightbox(home, "nodes", "add", "PACS", "--aet", "PACS", "--host", "127.0.0.1", "--port", "104")
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--home", str(home), "nodes", "list", "--json"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    assert proc.wait(60) == 141
+    assert proc.stderr.read() == b""
