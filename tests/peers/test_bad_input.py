@@ -179,6 +179,30 @@ def test_garbage_and_truncated_pdus_are_logged_and_the_node_keeps_serving(node):
     assert "shorter than expected" in log or "before the entire PDU" in log
 
 
+@pytest.mark.parametrize("pdu", [
+    b"\x04\x00\x00\x00\x00\x0a\x00\x00\x00\x40\x01\x03abcd",           # PDV longer than its PDU
+    b"\x04\x00\x00\x00\x00\x05\x00\x00\x00\x01\x01",                  # PDV shorter than its header
+    b"\x04\x00\x00\x00\x00\x00",                                        # P-DATA-TF without a PDV
+    b"\x09\x00\x00\x00\x00\x02\x00\x00",                                # unknown PDU type
+])
+def test_malformed_pdus_during_data_transfer_abort_only_that_association(shared_node, pdu):
+    """The short way P-DATA-TF PDUs take once an association is established (app.net.reactors)
+    still refuses what is malformed: the association is aborted, a log line says why, and the
+    node goes on serving."""
+    raw = RawAssociation(shared_node.host, shared_node.port)
+    try:
+        assert raw.associate(shared_node.aet, "RAWSCU", [(1, CTImageStorage, [ExplicitVRLittleEndian])]) == 0x02
+        raw.send(pdu)
+        pdu_type, _ = raw.recv_pdu()
+        assert pdu_type == 0x07  # A-ABORT
+    finally:
+        raw.close()
+    assert echoscu(shared_node).returncode == 0
+    assert shared_node.proc.poll() is None
+    assert re.search(r"malformed presentation data values|unknown PDU type 0x09|Unknown PDU type",
+                     shared_node.output()), shared_node.output()[-2000:]
+
+
 def test_half_sent_requests_do_not_hold_association_slots(node_factory):
     """Table 4-53 'timeout for TCP data': a peer silent in the middle of a PDU is dropped, so
     twelve half-sent A-ASSOCIATE-RQs (node.max_associations) cannot lock the node out."""
