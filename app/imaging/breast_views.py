@@ -145,17 +145,10 @@ def image_directions(ds: Dataset) -> tuple[str, str] | None:
     if iop is None and shared and shared[0].get("PlaneOrientationSequence"):
         iop = shared[0].PlaneOrientationSequence[0].get("ImageOrientationPatient")
     if valid_image_orientation(iop):
+        from app.imaging.image_text import direction_label
         v = [float(x) for x in iop]
-        return _letters(v[:3]), _letters(v[3:])
+        return direction_label(v[:3]), direction_label(v[3:])
     return None
-
-
-def _letters(vector: list[float]) -> str:
-    """Direction cosines in LPS -> orientation letters, strongest component first."""
-    names = (("L", "R"), ("P", "A"), ("H", "F"))
-    parts = sorted(((abs(c), names[i][0] if c > 0 else names[i][1]) for i, c in enumerate(vector) if abs(c) > 0.25),
-                   reverse=True)
-    return "".join(letter for _, letter in parts)
 
 
 def _component(direction: str, axis: str) -> str | None:

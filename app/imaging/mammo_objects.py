@@ -161,13 +161,13 @@ def valid_patient_orientation(value) -> bool:
 
 
 def valid_image_orientation(value) -> bool:
+    """Six numbers: two unit direction cosines at right angles."""
     try:
-        v = [float(x) for x in value]
+        row, col = [float(x) for x in value[:3]], [float(x) for x in value[3:]]
     except (TypeError, ValueError):
         return False
-    if len(v) != 6:
+    if len(row) != 3 or len(col) != 3:
         return False
-    row, col = v[:3], v[3:]
     norm = lambda a: sum(x * x for x in a)  # noqa: E731
     dot = sum(a * b for a, b in zip(row, col))
     return abs(norm(row) - 1) < 0.01 and abs(norm(col) - 1) < 0.01 and abs(dot) < 0.01
