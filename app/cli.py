@@ -488,6 +488,41 @@ def cmd_render(args) -> int:
     return 0
 
 
+# -- hang --------------------------------------------------------------------------------
+def cmd_hang(args) -> int:
+    from app.imaging import render
+    from app.imaging.png import encode_png
+    from app.imaging.study_hanging import HangError, hang_study, render_stage
+    archive = _archive(args)
+    try:
+        try:
+            size = render.parse_size(args.size)
+            hung = hang_study(archive, args.study, args.home / "hanging")
+            img = render_stage(hung, args.stage - 1, size) if args.out else None
+        except (HangError, render.RenderError) as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        archive.close()
+    stages = [{"stage": i + 1, "name": s.name, "grid": f"{s.rows}x{s.columns}",
+               "viewports": [hv.display_set.label if hv.display_set else None for hv in s.viewports]}
+              for i, s in enumerate(hung.stages)]
+    if args.json:
+        _print_json({"protocol": hung.protocol.id, "name": hung.protocol.name, "stages": stages})
+    elif img is None:
+        print(f"protocol: {hung.protocol.name} ({hung.protocol.id})")
+        for st in stages:
+            print(f"  {st['stage']:2d}  {st['grid']:4s} {st['name']}: {', '.join(v or '-' for v in st['viewports'])}")
+    if img is not None:
+        try:
+            args.out.write_bytes(encode_png(img))
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        if not args.json:
+            print(f"{args.out}: {img.shape[1]}x{img.shape[0]}, stage {args.stage} of {len(hung.stages)} "
+                  f"({hung.stages[args.stage - 1].name}) of '{hung.protocol.name}'")
+    return 0
+
+
 # -- delete ------------------------------------------------------------------------------
 def cmd_delete(args) -> int:
     from app.store import users
@@ -713,6 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", metavar="WxH", help="fit into this size (default: one pixel per image pixel)")
     s.add_argument("--annotate", action="store_true", help="draw the image text")
     s.set_defaults(fn=cmd_render)
+
+    s = sub.add_parser("hang", help="render a stage of the hanging protocol a study gets (PNG, offscreen)")
+    s.add_argument("--study", required=True, metavar="UID", help="Study Instance UID of the local archive")
+    s.add_argument("--stage", type=int, default=1, help="1-based stage of the protocol (default 1)")
+    s.add_argument("--out", type=Path, help="PNG file to write (without it: list the protocol's stages)")
+    s.add_argument("--size", metavar="WxH", default="1920x1080", help="image size (default 1920x1080)")
+    s.add_argument("--json", action="store_true", help="the protocol and its stages as JSON")
+    s.set_defaults(fn=cmd_hang)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")
     s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")

@@ -180,6 +180,12 @@ def render_offscreen(img: np.ndarray, size: tuple[int, int] | None = None,
     window.AddRenderer(renderer)
     window.SetSize(vw, vh)
     fit_camera(renderer, img.shape, (vw, vh), 1.0 if size is None else None)
+    return read_back(window)
+
+
+def read_back(window: vtkRenderWindow) -> np.ndarray:
+    """Render an offscreen window, read it as uint8 RGB (H, W, 3), row 0 at the top, and
+    release it."""
     window.Render()
     grab = vtkWindowToImageFilter()
     grab.SetInput(window)

@@ -1,0 +1,168 @@
+"""A study of the archive hung by the protocol engine: its display sets and its priors'
+(the patient's earlier studies in the local archive, newest first), the protocol chosen,
+its stages, and a stage drawn offscreen ('lightbox hang') with the placements the viewer
+uses (app.imaging.stage_layout)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from app.imaging import hanging
+
+log = logging.getLogger(__name__)
+
+
+class HangError(Exception):
+    """Why a study cannot be hung, for the user."""
+
+
+@dataclass
+class HungStudy:
+    protocol: hanging.Protocol
+    stages: list[hanging.HungStage]
+    studies: hanging.Studies
+    # display set uid -> the files it is drawn from (one instance; a series' files in order)
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def _study_headers(archive, study_uid: str) -> tuple[list[Dataset], dict[str, Path]]:
+    import pydicom
+
+    from app.store.query import iter_matches
+    headers, paths = [], {}
+    for row in iter_matches(archive.engine, "instance", {"StudyInstanceUID": study_uid}, computed=frozenset()):
+        path = Path(archive.files.absolute(row["path"]))
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as exc:  # noqa: BLE001 - one unreadable file does not stop the hanging
+            log.warning("cannot read %s for hanging: %s", path, exc)
+            continue
+        headers.append(ds)
+        paths[str(ds.SOPInstanceUID)] = path
+    return headers, paths
+
+
+def priors_of(archive, study_uid: str) -> list[str]:
+    """The patient's other studies in the archive dated before this one, newest first."""
+    from app.store.query import search
+    rows = search(archive.engine, "study", {"StudyInstanceUID": study_uid})
+    if not rows or not rows[0].get("PatientID"):
+        return []
+    current = rows[0]
+    when = (current.get("StudyDate") or "", current.get("StudyTime") or "")
+    others = [r for r in search(archive.engine, "study", {"PatientID": current["PatientID"]})
+              if r["StudyInstanceUID"] != study_uid
+              and (r.get("IssuerOfPatientID") or "") == (current.get("IssuerOfPatientID") or "")
+              and (r.get("StudyDate") or "", r.get("StudyTime") or "") < when]
+    others.sort(key=lambda r: (r.get("StudyDate") or "", r.get("StudyTime") or ""), reverse=True)
+    return [r["StudyInstanceUID"] for r in others]
+
+
+def hang_study(archive, study_uid: str, user_folder: Path | None = None) -> HungStudy:
+    headers, paths = _study_headers(archive, study_uid)
+    if not headers:
+        raise HangError(f"there is no study {study_uid} in the local archive (see 'lightbox ls')")
+    all_headers = {str(h.SOPInstanceUID): h for h in headers}
+    current = hanging.display_sets(headers)
+    priors = []
+    for prior in priors_of(archive, study_uid):
+        prior_headers, prior_paths = _study_headers(archive, prior)
+        paths.update(prior_paths)
+        all_headers.update({str(h.SOPInstanceUID): h for h in prior_headers})
+        priors.append(hanging.display_sets(prior_headers))
+    studies = hanging.Studies(current, priors)
+    protocol = hanging.choose(hanging.load_protocols(user_folder), studies)
+    if protocol is None:
+        raise HangError("no hanging protocol matches this study")
+    files: dict[str, list[Path]] = {}
+    for sets in [current, *priors]:
+        for s in sets:
+            if s.uid in paths:
+                files[s.uid] = [paths[s.uid]]
+            else:  # a series: its files in instance order
+                members = [h for h in all_headers.values() if str(h.get("SeriesInstanceUID", "")) == s.uid]
+                members.sort(key=lambda h: (_int(h.get("InstanceNumber")), str(h.SOPInstanceUID)))
+                files[s.uid] = [paths[str(h.SOPInstanceUID)] for h in members]
+    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files)
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def shown_image(files: list[Path]) -> tuple[Dataset, int]:
+    """The dataset and frame a viewport shows first: the middle slice of a volume or series."""
+    import pydicom
+    path = files[len(files) // 2]
+    ds = pydicom.dcmread(path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return ds, frames // 2
+
+
+def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of one stage, drawn by VTK offscreen as the viewer draws it."""
+    from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow
+
+    from app.imaging import pixels
+    from app.imaging.scene import ImageText, fit_camera, image_actor, read_back
+    from app.imaging.stage_layout import place
+    if not 0 <= stage_index < len(hung.stages):
+        raise HangError(f"--stage {stage_index + 1} is out of range: protocol '{hung.protocol.name}' has "
+                        f"{len(hung.stages)} stage(s) for this study")
+    stage = hung.stages[stage_index]
+    shown: list[tuple[Dataset, int] | None] = []
+    images: list[np.ndarray | None] = []
+    for hv in stage.viewports:
+        if hv.display_set is None:
+            shown.append(None)
+            images.append(None)
+            continue
+        try:
+            ds, frame = shown_image(hung.files[hv.display_set.uid])
+            images.append(pixels.render(ds, frame))
+            shown.append((ds, frame))
+        except Exception as exc:  # noqa: BLE001 - an undecodable image leaves its viewport empty
+            log.warning("cannot draw %s: %s", hv.display_set.label, exc)
+            shown.append(None)
+            images.append(None)
+    placements = place(stage, [s[0] if s else None for s in shown],
+                       [img.shape[:2] if img is not None else None for img in images], size)
+    window = vtkRenderWindow()
+    window.SetOffScreenRendering(1)
+    window.SetMultiSamples(0)
+    window.SetSize(*size)
+    keep = []
+    for hv, img, p in zip(stage.viewports, images, placements):
+        x, y, w, h = p.rect
+        renderer = vtkRenderer()
+        renderer.SetBackground(0, 0, 0)
+        # VTK's viewport origin is the bottom-left
+        renderer.SetViewport(x / size[0], 1 - (y + h) / size[1], (x + w) / size[0], 1 - y / size[1])
+        window.AddRenderer(renderer)
+        if img is None:
+            continue
+        renderer.AddActor(image_actor(img))
+        fit_camera(renderer, img.shape, (w, h), p.zoom, p.rotation, p.flip, p.pan)
+        text = ImageText(font_size=13)
+        text.add_to(renderer)
+        s = hv.display_set
+        label = f"{s.label}  {_date(s.study_date)}"
+        outer = "top-left" if p.pinned != "left" else "top-right"
+        corners = {outer: label}
+        if s.problems:
+            corners["bottom-left" if p.pinned != "left" else "bottom-right"] = "⚠ " + "\n".join(s.problems[:2])
+        text.set(corners, None)
+        keep.append(text)  # the text actors live as long as the window draws them
+    return read_back(window)
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value

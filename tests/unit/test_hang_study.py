@@ -1,0 +1,89 @@
+"""'lightbox hang' and the stage drawing behind it (app.imaging.study_hanging): a screening
+study with a prior in the archive is hung mirrored, each breast's tissue touching the
+centre line of its pair, a detector that wrote its image mirrored flipped back; the priors
+are the patient's earlier studies; the stages are listed."""
+
+import json
+
+import numpy as np
+import pytest
+from pydicom.uid import generate_uid
+
+from app.imaging import stage_layout
+from app.imaging.study_hanging import hang_study, priors_of, render_stage
+from app.store.archive import Archive
+from conftest import lightbox
+from tests.mammo_samples import mammogram
+
+FOUR = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+
+
+@pytest.fixture(scope="module")
+def screening(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hang")
+    files = root / "files"
+    files.mkdir()
+    studies = {}
+    for date in ("20260310", "20250302", "20230115"):
+        studies[date] = study = generate_uid()
+        for lat, view in FOUR:
+            mirrored = (lat, view, date) == ("R", "CC", "20250302")  # this detector wrote it mirrored
+            ds = mammogram(lat, view, study=study, date=date, size=(200, 160),
+                           orientation=("A", "L") if mirrored else None)
+            ds.save_as(files / f"{date}-{lat}{view}.dcm", enforce_file_format=True)
+    other = mammogram("R", "CC", date="20240101", patient="SOMEONE-ELSE")
+    other.save_as(files / "other.dcm", enforce_file_format=True)
+    home = root / "home"
+    lightbox(home, "import", str(files))
+    return home, studies
+
+
+def _tissue(img: np.ndarray, rect, column: int) -> float:
+    """Share of bright pixels in one column of a viewport, over its middle third."""
+    x, y, w, h = rect
+    strip = img[y + h // 3:y + 2 * h // 3, x + column, 0]
+    return float((strip > 120).mean())
+
+
+def test_priors_are_the_patients_earlier_studies_newest_first(screening):
+    home, studies = screening
+    archive = Archive(home)
+    try:
+        assert priors_of(archive, studies["20260310"]) == [studies["20250302"], studies["20230115"]]
+        assert priors_of(archive, studies["20230115"]) == []
+    finally:
+        archive.close()
+
+
+def test_overview_is_mirrored_with_the_chest_walls_on_the_centre_lines(screening):
+    home, studies = screening
+    archive = Archive(home)
+    try:
+        hung = hang_study(archive, studies["20260310"])
+        size = (1200, 700)
+        img = render_stage(hung, 0, size)
+    finally:
+        archive.close()
+    stage = hung.stages[0]
+    assert stage.name.startswith("Overview") and img.shape == (700, 1200, 3)
+    rects = stage_layout.grid(stage.rows, stage.columns, size)
+    for hv, rect in zip(stage.viewports, rects):
+        inner, outer = (rect[2] - 1, 0) if hv.display_set.laterality == "R" else (0, rect[2] - 1)
+        label = f"{hv.display_set.study_date} {hv.display_set.label}"
+        assert _tissue(img, rect, inner) > 0.5, f"{label}: no tissue at the centre line"
+        assert _tissue(img, rect, outer) == 0, f"{label}: tissue at the outer edge"
+
+
+def test_hang_command_lists_stages_and_writes_the_png(screening, tmp_path):
+    home, studies = screening
+    listed = json.loads(lightbox(home, "hang", "--study", studies["20260310"], "--json").stdout)
+    assert listed["protocol"] == "mg-screening-2d"
+    assert listed["stages"][1] == {"stage": 2, "name": "Current 4-up", "grid": "2x2",
+                                   "viewports": ["RCC", "LCC", "RMLO", "LMLO"]}
+    out = tmp_path / "stage2.png"
+    r = lightbox(home, "hang", "--study", studies["20260310"], "--stage", "2", "--out", str(out), "--size", "800x600")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "stage 2 of" in r.stdout
+    bad = lightbox(home, "hang", "--study", studies["20260310"], "--stage", "99", "--out", str(out), check=False)
+    assert bad.returncode == 2 and "--stage 99 is out of range" in bad.stderr
+    missing = lightbox(home, "hang", "--study", "1.2.3", check=False)
+    assert missing.returncode == 2 and "no study 1.2.3" in missing.stderr
