@@ -67,12 +67,12 @@ def _shown_size(shape: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (h, w) if rotation % 180 else (w, h)
 
 
-def place(stage, headers: list[Dataset | None], shapes: list[tuple[int, int] | None], size: tuple[int, int],
-          screen_mm_per_pixel: float = 25.4 / 96) -> list[Placement]:
+def place(stage, headers: list[Dataset | None], shapes: list[tuple[int, int] | None],
+          rects: list[tuple[int, int, int, int]], screen_mm_per_pixel: float = 25.4 / 96) -> list[Placement]:
     """Placements for the viewports of ``stage`` (app.imaging.hanging.HungStage): ``headers``
-    and ``shapes`` (rows, columns) of what each shows, None for an empty viewport."""
+    and ``shapes`` (rows, columns) of what each shows, None for an empty viewport; ``rects``
+    where the viewports are (``grid``, or the viewer's widgets)."""
     from app.imaging.breast_views import breast_view, chest_wall_side, display_transform
-    rects = grid(stage.rows, stage.columns, size)
     out: list[Placement] = []
     for hv, ds, shape, rect in zip(stage.viewports, headers, shapes, rects):
         placement = Placement(rect)

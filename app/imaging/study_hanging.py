@@ -113,7 +113,7 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
 
     from app.imaging import pixels
     from app.imaging.scene import ImageText, fit_camera, image_actor, read_back
-    from app.imaging.stage_layout import place
+    from app.imaging.stage_layout import grid, place
     if not 0 <= stage_index < len(hung.stages):
         raise HangError(f"--stage {stage_index + 1} is out of range: protocol '{hung.protocol.name}' has "
                         f"{len(hung.stages)} stage(s) for this study")
@@ -134,7 +134,8 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
             shown.append(None)
             images.append(None)
     placements = place(stage, [s[0] if s else None for s in shown],
-                       [img.shape[:2] if img is not None else None for img in images], size)
+                       [img.shape[:2] if img is not None else None for img in images],
+                       grid(stage.rows, stage.columns, size))
     window = vtkRenderWindow()
     window.SetOffScreenRendering(1)
     window.SetMultiSamples(0)

@@ -43,7 +43,7 @@ def test_same_size_makes_a_millimetre_equal_across_detectors():
     coarse = mammogram("L", "CC", size=(200, 150))
     coarse.ImagerPixelSpacing, coarse.EstimatedRadiographicMagnificationFactor = [0.1, 0.1], 1.0
     stage = _stage((_set(fine), "same"), (_set(coarse), "same"))
-    p = stage_layout.place(stage, [fine, coarse], [(400, 300), (200, 150)], (802, 400))
+    p = stage_layout.place(stage, [fine, coarse], [(400, 300), (200, 150)], stage_layout.grid(1, 2, (802, 400)))
     assert p[0].zoom / 0.05 == pytest.approx(p[1].zoom / 0.1)  # screen pixels per mm
     assert (p[0].pinned, p[1].pinned) == ("right", "left")
     assert p[0].pan[0] > 0 and p[1].pan[0] < 0  # each moved toward the centre line
@@ -52,9 +52,10 @@ def test_same_size_makes_a_millimetre_equal_across_detectors():
 def test_true_size_and_fit():
     ds = mammogram("L", "MLO", size=(400, 300))
     ds.ImagerPixelSpacing, ds.EstimatedRadiographicMagnificationFactor = [0.1, 0.1], 1.0
-    true = stage_layout.place(_stage((_set(ds), "true")), [ds], [(400, 300)], (1000, 1000), screen_mm_per_pixel=0.25)
+    true = stage_layout.place(_stage((_set(ds), "true")), [ds], [(400, 300)], [(0, 0, 1000, 1000)],
+                              screen_mm_per_pixel=0.25)
     assert true[0].zoom == pytest.approx(0.4)  # 0.1 mm per image pixel on 0.25 mm screen pixels
-    fit = stage_layout.place(_stage((_set(ds), "fit")), [ds], [(400, 300)], (1000, 1000))
+    fit = stage_layout.place(_stage((_set(ds), "fit")), [ds], [(400, 300)], [(0, 0, 1000, 1000)])
     # fills the height; the left breast moved 50 image pixels left, chest wall on the inner edge
     assert fit[0].zoom == pytest.approx(2.5) and fit[0].pan == (-50.0, 0.0)
 

@@ -3,8 +3,8 @@
 Mouse: wheel scrolls images, left drag windows (horizontal: width, vertical: level) or
 measures (the viewer's tools), right drag zooms, middle drag (or Shift + left) pans. Keys:
 arrows / Page Up / Page Down scroll, Home / End jump, C cine, I inverts, F fits, 1 shows one
-screen pixel per image pixel, T true size, '.' / ',' rotate, H / V flip, R resets, Esc drops
-a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
+screen pixel per image pixel, T true size, '.' / ',' rotate, H / V flip, R resets, Space /
+Shift+Space step the hanging protocol's stages, Esc drops a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
 scene code as 'lightbox render' (app.imaging.scene).
 """
 
@@ -85,6 +85,7 @@ class Viewport(QWidget):
     activated = Signal(object)   # this viewport was clicked
     changed = Signal(object)     # image, window, zoom or pan changed (linked viewports listen)
     seriesDropped = Signal(object, str)  # a series dragged from the strip onto this viewport
+    stageStep = Signal(int)      # Space / Shift+Space: the hanging protocol's next / previous stage
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -651,6 +652,8 @@ class Viewport(QWidget):
             self.flip_horizontal()
         elif k == Qt.Key_V:
             self.flip_vertical()
+        elif k == Qt.Key_Space:
+            self.stageStep.emit(-1 if ev.modifiers() & Qt.ShiftModifier else 1)
         elif k == Qt.Key_Escape:
             self._drawing = None
             self._draw_measurements()

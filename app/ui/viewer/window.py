@@ -45,7 +45,8 @@ class _SeriesStrip(QListWidget):
 
 
 class ViewerWindow(QMainWindow):
-    def __init__(self, archive, study_rows: list[dict], parent=None):
+    def __init__(self, archive, study_rows: list[dict], parent=None, *, hang: bool = True):
+        """``hang``: a single study is hung by its hanging protocol (app.ui.viewer.stages)."""
         super().__init__(parent)
         # Deleted when closed: its VTK windows are finalized then and must not be shown again.
         self.setAttribute(Qt.WA_DeleteOnClose)
@@ -74,9 +75,14 @@ class ViewerWindow(QMainWindow):
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
         self.status = QLabel()
         self.statusBar().addWidget(self.status, 1)
+        self.hanging_active = False  # a protocol stage fills the viewports, not the series order
+        from app.ui.viewer.stages import StageController
+        self.stages = StageController(self)
         self.set_layout(1, 1)
         self.resize(1400, 900)
         self._load_series([r["StudyInstanceUID"] for r in study_rows])
+        if hang and len(study_rows) == 1:
+            self.stages.start(study_rows[0]["StudyInstanceUID"])
 
     # -- toolbar ------------------------------------------------------------------------------
     def _toolbar(self) -> None:
@@ -85,7 +91,7 @@ class ViewerWindow(QMainWindow):
         self.addToolBar(bar)
         self.layout_box = QComboBox()
         self.layout_box.addItems(list(LAYOUTS) + [CUSTOM])
-        self.layout_box.currentTextChanged.connect(lambda t: self.set_layout(*LAYOUTS[t]) if t in LAYOUTS else None)
+        self.layout_box.currentTextChanged.connect(self._layout_chosen)
         # chosen again, Custom asks again (a change of text alone would not)
         self.layout_box.activated.connect(lambda i: self._custom_layout_dialog()
                                           if self.layout_box.itemText(i) == CUSTOM else None)
@@ -128,6 +134,18 @@ class ViewerWindow(QMainWindow):
             act.setToolTip(f"{label} ({key} in a viewport)")
             bar.addAction(act)
 
+    def show_layout_name(self, rows: int, cols: int) -> None:
+        """The layout box says what is shown (a protocol's stage), choosing nothing."""
+        name = next((n for n, shape in LAYOUTS.items() if shape == (rows, cols)), CUSTOM)
+        self.layout_box.blockSignals(True)
+        self.layout_box.setCurrentText(name)
+        self.layout_box.blockSignals(False)
+
+    def _layout_chosen(self, text: str) -> None:
+        if text in LAYOUTS:
+            self.hanging_active = False  # the reader's own layout: series in order again
+            self.set_layout(*LAYOUTS[text])
+
     def _custom_layout_dialog(self) -> None:
         """Rows x columns of the reader's choosing (up to 6 x 6)."""
         from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QSpinBox
@@ -145,6 +163,7 @@ class ViewerWindow(QMainWindow):
         form.addRow(buttons)
         self.custom_dialog = dialog  # reachable by tests
         if dialog.exec() == QDialog.Accepted:
+            self.hanging_active = False
             self.set_layout(rows.value(), cols.value())
 
     def set_tool(self, tool: str) -> None:
@@ -219,6 +238,7 @@ class ViewerWindow(QMainWindow):
             vp.activated.connect(self._activate)
             vp.changed.connect(self._viewport_changed)
             vp.seriesDropped.connect(self._series_dropped)
+            vp.stageStep.connect(self.stages.step)
             self.viewports.append(vp)
         for vp in self.viewports:
             self.grid.removeWidget(vp)
@@ -352,7 +372,10 @@ class ViewerWindow(QMainWindow):
             item.setIcon(QIcon(QPixmap(str(path))))
 
     def _fill_empty_viewports(self) -> None:
-        """Hang the series in order into the viewports that show nothing yet."""
+        """Hang the series in order into the viewports that show nothing yet (unless a
+        hanging protocol stage decides what they show)."""
+        if self.hanging_active:
+            return
         used = {id(vp) for vp in self.visible_viewports() if vp.images is not None}
         # presentation states are applied to the series they reference, not hung themselves
         queue = [r for r in self.series_rows if r["SeriesInstanceUID"] not in

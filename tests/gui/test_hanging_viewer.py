@@ -1,0 +1,83 @@
+"""The viewer hangs a screening study by its protocol under Xvfb: the 8-up overview with the
+prior first, mirrored (each breast's tissue touching its pair's centre line, read back from
+the viewports' own GL drawing), Space steps to the next stage, Shift+Space back, and the
+layout can be kept as a protocol of the user's own. Screenshots in tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydicom.uid import generate_uid
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from app.store.archive import Archive
+from app.store.query import search
+from app.ui.viewer.window import ViewerWindow
+from conftest import screen_shot
+from tests.mammo_samples import mammogram
+from tests.peers.peerutil import save
+
+FOUR = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    a = Archive(tmp_path / "home")
+    studies = {}
+    for date in ("20260310", "20250302"):
+        studies[date] = study = generate_uid()
+        for lat, view in FOUR:
+            mirrored = (lat, view, date) == ("L", "MLO", "20250302")  # a detector that wrote it mirrored
+            ds = mammogram(lat, view, study=study, date=date, size=(400, 320),
+                           orientation=("P", "F") if mirrored else None)
+            assert a.ingest.store_file(save(ds, tmp_path / f"{date}{lat}{view}.dcm")).ok
+    a.current_study = studies["20260310"]
+    yield a
+    a.close()
+
+
+def _tissue_at(img: np.ndarray, column: int) -> float:
+    h = img.shape[0]
+    return float((img[h // 3:2 * h // 3, column, 0] > 120).mean())
+
+
+def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
+    rows = search(archive.engine, "study", {"StudyInstanceUID": archive.current_study})
+    viewer = ViewerWindow(archive, rows)
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        pass
+    stage = viewer.stages.current_stage()
+    assert stage.name.startswith("Overview") and viewer.layout_shape == (2, 4)
+    assert "Screening" in viewer.stages.protocol_label.text()
+    viewports = viewer.visible_viewports()
+    qtbot.wait(200)
+    screen_shot(viewer, "hanging_overview.png")
+    for vp, hv in zip(viewports, stage.viewports):
+        img = vp.snapshot(with_text=False)
+        inner, outer = (img.shape[1] - 1, 0) if hv.display_set.laterality == "R" else (0, img.shape[1] - 1)
+        label = f"{hv.display_set.study_date} {hv.display_set.label}"
+        assert _tissue_at(img, inner) > 0.5, f"{label}: its tissue does not reach the centre line"
+        assert _tissue_at(img, outer) == 0, f"{label}: tissue at the outer edge"
+    # the 'same' size: one mm as many screen pixels in every viewport
+    mm = [vp.zoom / 0.085 * 1.08 for vp in viewports]
+    assert max(mm) == pytest.approx(min(mm))
+
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        QTest.keyClick(viewer.visible_viewports()[0].view, Qt.Key_Space)
+    assert viewer.stages.current_stage().name == "Current 4-up" and viewer.layout_shape == (2, 2)
+    assert [vp.title.split()[0] for vp in viewer.visible_viewports()] == ["RCC", "LCC", "RMLO", "LMLO"]
+    qtbot.wait(200)
+    screen_shot(viewer, "hanging_current_4up.png")
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        QTest.keyClick(viewer.visible_viewports()[0].view, Qt.Key_Space, Qt.ShiftModifier)
+    assert viewer.stages.index == 0
+
+    path = viewer.stages.save_as("My overview")
+    saved = json.loads(path.read_text())
+    assert saved["id"] == "user-my-overview" and len(saved["stages"][0]["viewports"]) == 8
+    viewer.close()
