@@ -19,6 +19,13 @@ from vtkmodules.vtkRenderingCore import vtkImageActor, vtkRenderer, vtkRenderWin
 import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the OpenGL render window classes
 
 
+def reduction_factor(zoom: float) -> int:
+    """Image pixels per texture pixel at ``zoom`` screen pixels per image pixel: 1 unless
+    the image is shown at half size or less (a fitted mammogram), then as many as one screen
+    pixel covers."""
+    return max(1, int(1.0 / zoom)) if zoom <= 0.5 else 1
+
+
 def reduce(img: np.ndarray, factor: int) -> tuple[np.ndarray, tuple[float, float]]:
     """``img`` averaged over factor x factor blocks, and the world origin that keeps the
     blocks where their pixels are (world units stay full-resolution image pixels): a

@@ -279,3 +279,17 @@ class SeriesImages:
     def display(self, i: int, window: pixels.Window | None = None, invert: bool = False) -> np.ndarray:
         """Image ``i`` as shown: uint8 grey (H, W) or RGB (H, W, 3)."""
         return pixels.display(self.header(i), self.stored(i), window, invert=invert)
+
+    def texture(self, i: int, window: pixels.Window | None, invert: bool, factor: int):
+        """(texture, its origin, the displayed image's shape): image ``i`` as shown, averaged
+        over ``factor`` x ``factor`` blocks (app.imaging.scene.reduce). The last one made is
+        kept, so one prepared off the GUI thread (a hanging stage) is not made again there."""
+        from app.imaging import scene
+        key = (self.entries[i], window, invert, factor)
+        memo = getattr(self, "_texture_memo", None)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        img = self.display(i, window, invert)
+        shown, origin = scene.reduce(img, factor)
+        self._texture_memo = (key, (shown, origin, img.shape))
+        return shown, origin, img.shape

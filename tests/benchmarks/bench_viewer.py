@@ -64,7 +64,7 @@ def open_and_scroll(files: list[Path], work: Path, label: str, scroll: bool, log
         assert result.ok, result.comment
     rows = search(archive.engine, "study", {})
     t0 = time.perf_counter()
-    viewer = ViewerWindow(archive, rows)
+    viewer = ViewerWindow(archive, rows, hang=False)  # one series opened in order (hanging: bench_hanging)
     viewer.resize(1024 + 260, 1024 + 90)
     viewer.show()
     vp = viewer.viewports[0]

@@ -34,6 +34,8 @@ def archive(tmp_path):
             ds = mammogram(lat, view, study=study, date=date, size=(400, 320),
                            orientation=("P", "F") if mirrored else None)
             assert a.ingest.store_file(save(ds, tmp_path / f"{date}{lat}{view}.dcm")).ok
+    extra = mammogram("R", "CC", study=studies["20260310"], date="20260310", size=(400, 320), modifiers=("ID",))
+    assert a.ingest.store_file(save(extra, tmp_path / "extra.dcm")).ok
     a.current_study = studies["20260310"]
     yield a
     a.close()
@@ -76,6 +78,17 @@ def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
     with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
         QTest.keyClick(viewer.visible_viewports()[0].view, Qt.Key_Space, Qt.ShiftModifier)
     assert viewer.stages.index == 0
+
+    # a stage with empty viewports (one additional view of four places), then back: the
+    # emptied viewports draw again
+    names = [s.name for s in viewer.stages.hung.stages]
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        viewer.stages.show_stage(names.index("Additional views"))
+    shown = viewer.visible_viewports()
+    assert shown[0].title.startswith("RCC ID") and [vp.images is None for vp in shown] == [False, True, True, True]
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        viewer.stages.show_stage(0)
+    assert all(vp.images is not None and not vp.finalized for vp in viewer.visible_viewports())
 
     path = viewer.stages.save_as("My overview")
     saved = json.loads(path.read_text())

@@ -8,7 +8,9 @@ user's own (<home>/hanging/)."""
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import shiboken6
 from PySide6.QtCore import QObject, Signal
@@ -16,6 +18,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QInputDialog, QLabel
 
 from app.imaging import hanging
+from app.imaging.stage_layout import grid
 from app.imaging.series import SeriesImages
 from app.ui.background import run_in_background
 
@@ -64,6 +67,7 @@ class StageController(QObject):
         if error is not None:
             log.warning("no hanging protocol: %s", error)
             self.protocol_label.setText(" Protocol: — ")
+            self._series_in_order()
             return
         self.hung = hung
         self.protocol_label.setText(f" Protocol: {hung.protocol.name} ")
@@ -75,6 +79,13 @@ class StageController(QObject):
             self.window.status.setText("⚠ " + "; ".join(problems[:3]))
         if hung.protocol.id != "generic" and hung.stages:
             self.show_stage(0)
+        else:
+            self._series_in_order()
+
+    def _series_in_order(self) -> None:
+        """No protocol of its own for this study: the viewer's plain hanging, series in order."""
+        self.window.hanging_active = False
+        self.window._fill_empty_viewports()
 
     def step(self, delta: int) -> None:
         if self.hung is None or not self.hung.stages:
@@ -92,30 +103,30 @@ class StageController(QObject):
         self.box.setCurrentIndex(index)
         stage = self.hung.stages[index]
         window = self.window
-        window.hanging_active = True
-        window.set_layout(stage.rows, stage.columns)
-        window.show_layout_name(stage.rows, stage.columns)
-        viewports = window.visible_viewports()
-        for vp, hv in zip(viewports, stage.viewports):
-            vp.series_uid = hv.display_set.uid if hv.display_set else None
-            if hv.display_set is None:
-                vp.close_series()
         cache_mb = window.archive.settings["viewer.cache_mb"]
         files = [self.hung.files.get(hv.display_set.uid) if hv.display_set else None for hv in stage.viewports]
+        host = window.grid_host
+        approx = grid(stage.rows, stage.columns, (host.width(), host.height()))  # the widgets settle later
+        mm = 1.0 / window.viewports[0]._screen_pixels_per_mm() if window.viewports else 25.4 / 96
+        viewports: list = []  # filled below, once the grid is laid out
+
+        def open_one(paths):
+            if not paths:
+                return None
+            images = SeriesImages(list(paths), cache_mb=cache_mb)
+            middle = len(images) // 2
+            try:
+                images.stored(middle)  # decoded here, not on the GUI thread
+            except Exception:  # noqa: BLE001 - the viewport says why
+                pass
+            return images, middle
 
         def open_all():
-            opened = []
-            for paths in files:
-                if not paths:
-                    opened.append(None)
-                    continue
-                images = SeriesImages(list(paths), cache_mb=cache_mb)
-                middle = len(images) // 2
-                try:
-                    images.stored(middle)  # decoded here, not on the GUI thread
-                except Exception:  # noqa: BLE001 - the viewport says why
-                    pass
-                opened.append((images, middle))
+            # side by side: the decoders release the interpreter lock, and a screening
+            # overview is eight 13-megapixel JPEG lossless images
+            with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+                opened = list(pool.map(open_one, files))
+                _prepare_textures(stage, opened, approx, mm, pool)  # what the GUI thread would make next
             return opened
 
         def done(opened, error) -> None:
@@ -129,6 +140,15 @@ class StageController(QObject):
                 return
             self._place(stage, viewports, opened)
         run_in_background(open_all, done)
+        # the grid's widgets are made while the images decode
+        window.hanging_active = True
+        window.set_layout(stage.rows, stage.columns)
+        window.show_layout_name(stage.rows, stage.columns)
+        viewports[:] = window.visible_viewports()
+        for vp, hv in zip(viewports, stage.viewports):
+            vp.series_uid = hv.display_set.uid if hv.display_set else None
+            if hv.display_set is None:
+                vp.clear()
 
     def _place(self, stage, viewports, opened) -> None:
         from app.imaging.stage_layout import place
@@ -161,12 +181,9 @@ class StageController(QObject):
             if hv.display_set is not None and hv.display_set.study_date:
                 d = hv.display_set.study_date
                 label += f"  {d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 else f"  {d}"
-            vp.set_series(images, label)
-            vp.rotation, vp.flip = p.rotation, p.flip
-            vp.zoom = p.zoom if header is not None else None
-            vp.pan = p.pan
             vp.link_group = hv.viewport.link
-            vp.show_image(middle)
+            vp.set_series(images, label, index=middle,
+                          view=(p.rotation, p.flip, p.zoom if header is not None else None, p.pan))
         self.shown_at = time.monotonic()
         self.stageShown.emit(self.index)
 
@@ -190,3 +207,32 @@ class StageController(QObject):
         path = hanging.save_protocol(protocol, self.window.archive.home / "hanging")
         self.window.status.setText(f"Saved as hanging protocol '{name}' ({path}).")
         return path
+
+
+def _prepare_textures(stage, opened, rects, mm: float, pool) -> None:
+    """Each image's texture as its viewport will ask for it (window, size reduction for the
+    placement in ``rects``), made off the GUI thread; a viewport whose final size asks for
+    another reduction makes its own."""
+    from app.imaging import pixels, scene
+    from app.imaging.stage_layout import place
+    headers, shapes = [], []
+    for item in opened:
+        try:
+            headers.append(item[0].header(item[1]) if item else None)
+            shapes.append(item[0].stored(item[1]).shape[:2] if item else None)
+        except Exception:  # noqa: BLE001 - the viewport shows why
+            headers.append(None)
+            shapes.append(None)
+    def prepare(args) -> None:
+        item, header, p = args
+        if item is None or header is None:
+            return
+        images, middle = item
+        try:
+            window = next(iter(pixels.file_windows(header)), None)
+            if window is None and not pixels.is_color(header):
+                window = pixels.default_window(header, images.stored(middle))
+            images.texture(middle, window, False, scene.reduction_factor(p.zoom))
+        except Exception:  # noqa: BLE001 - made (or explained) by the viewport
+            pass
+    list(pool.map(prepare, zip(opened, headers, place(stage, headers, shapes, rects, mm))))

@@ -141,7 +141,10 @@ class Viewport(QWidget):
             self.render_window.Render()
 
     # -- content ----------------------------------------------------------------------------
-    def set_series(self, images: SeriesImages, title: str = "") -> None:
+    def set_series(self, images: SeriesImages, title: str = "", *, index: int = 0,
+                   view: tuple[int, bool, float | None, tuple[float, float]] | None = None) -> None:
+        """Show ``images`` from image ``index``; ``view``: (rotation, flip, zoom, pan) to show
+        it with at once (a hanging protocol's placement), drawn once, not refitted after."""
         self.images, self.title = images, title
         self.index = 0
         if len(images) and self._show_document(images):
@@ -152,12 +155,14 @@ class Viewport(QWidget):
         self.zoom, self.pan = None, (0.0, 0.0)
         self.presentation, self.area, self._area_source = None, None, None
         self.rotation, self.flip = 0, False
+        if view is not None:
+            self.rotation, self.flip, self.zoom, self.pan = view
         if len(images):
             try:
-                self.window = next(iter(pixels.file_windows(images.header(0))), None)
+                self.window = next(iter(pixels.file_windows(images.header(index))), None)
             except ImageError:
                 self.window = None
-        self.show_image(0)
+        self.show_image(index)
 
     def _show_document(self, images: SeriesImages) -> bool:
         """Reports as text, PDFs and non-displayable objects in plain words: True if shown."""
@@ -227,6 +232,7 @@ class Viewport(QWidget):
         if self.images is None or not len(self.images):
             return
         self.index = max(0, min(index, len(self.images) - 1))
+        shown = None
         try:
             header = self.images.header(self.index)
             state = self._state(header)
@@ -235,14 +241,17 @@ class Viewport(QWidget):
             else:
                 if self.window is None and not pixels.is_color(header):  # the window shown is the one used
                     self.window = pixels.default_window(header, self.images.stored(self.index))
-                img = self.images.display(self.index, self.window, self.invert)
+                img = None
+                factor = self._reduction(self.images.stored(self.index).shape)
+                shown, origin, self._shape = self.images.texture(self.index, self.window, self.invert, factor)
             self.message = self.images.note(self.index)
         except ImageError as exc:
-            img, self.message = None, str(exc)
+            img, shown, self.message = None, None, str(exc)
         if img is not None:
             self._shape = img.shape
             factor = self._reduction(img.shape)
             shown, origin = scene.reduce(img, factor)
+        if shown is not None:
             if self._actor is None or not scene.update_image(self._actor, shown, factor):
                 if self._actor is not None:
                     self.renderer.RemoveActor(self._actor)
@@ -330,7 +339,7 @@ class Viewport(QWidget):
         vw, vh = self._view_size()
         rw, rh = (h, w) if self.rotation % 180 else (w, h)
         zoom = self.zoom if self.zoom is not None else min(vw / max(rw, 1), vh / max(rh, 1))
-        return max(1, int(1.0 / zoom)) if zoom <= 0.5 else 1
+        return scene.reduction_factor(zoom)
 
     def _view_size(self) -> tuple[int, int]:
         w, h = self.render_window.GetSize()
@@ -694,6 +703,20 @@ class Viewport(QWidget):
         self.activated.emit(self)
         self.seriesDropped.emit(self, uid)
         ev.acceptProposedAction()
+
+    def clear(self) -> None:
+        """Show nothing (a hanging stage's viewport whose selector matched nothing); the
+        viewport stays usable."""
+        self.cine.stop()
+        if self.images is not None:
+            self.images.close()
+            self.images = None
+        self.title, self.index, self._shape = "", 0, None
+        if self._actor is not None:
+            self.renderer.RemoveActor(self._actor)
+            self._actor = None
+        self.text.set({}, None)
+        self._render()
 
     def close_series(self) -> None:
         """Release the series and the render window's X/GL resources. Only when the viewport

@@ -82,6 +82,8 @@ class ViewerWindow(QMainWindow):
         self.resize(1400, 900)
         self._load_series([r["StudyInstanceUID"] for r in study_rows])
         if hang and len(study_rows) == 1:
+            # the viewports wait for the protocol instead of decoding series in order meanwhile
+            self.hanging_active = True
             self.stages.start(study_rows[0]["StudyInstanceUID"])
 
     # -- toolbar ------------------------------------------------------------------------------
