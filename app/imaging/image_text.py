@@ -14,7 +14,7 @@ from app.resources import read_tsv
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # {Keyword}, {Keyword|suffix} or {Keyword|prefix|suffix}: prefix and suffix only with a value
 _FIELD = re.compile(r"\{(\w+)(?:\|([^|}]*))?(?:\|([^|}]*))?\}")
-_VIEW_FIELDS = {"image", "images", "window", "zoom", "position"}
+_VIEW_FIELDS = {"image", "images", "window", "zoom", "position", "window_name"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,13 @@ class ViewState:
     window: str = ""
     zoom: str = ""
     position: str = ""
+    window_name: str = ""  # the window's or VOI LUT's explanation (Table 8-14)
+
+
+def _computed(name: str, ds, view: ViewState) -> str:
+    """{mg_...}: values computed from several attributes (app.imaging.mammo_text)."""
+    from app.imaging.mammo_text import FIELDS
+    return FIELDS[name](ds, view) if name in FIELDS else ""
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +80,8 @@ def corner_text(ds, view: ViewState) -> dict[str, str]:
         rendered = []
         for template in lines:
             fields = [m.group(1) for m in _FIELD.finditer(template)]
-            values = {f: (str(getattr(view, f)) if f in _VIEW_FIELDS else _format(f, ds.get(f))) for f in fields}
+            values = {f: (str(getattr(view, f)) if f in _VIEW_FIELDS else
+                          _computed(f, ds, view) if f.startswith("mg_") else _format(f, ds.get(f))) for f in fields}
             if fields and not any(values.values()):
                 continue
 

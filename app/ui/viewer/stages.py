@@ -182,6 +182,8 @@ class StageController(QObject):
                 d = hv.display_set.study_date
                 label += f"  {d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 else f"  {d}"
             vp.link_group = hv.viewport.link
+            vp.text_outside = "right" if p.pinned == "left" else "left"
+            vp.text_narrow = p.rect[2] < 560  # two columns of Table 8-14 text need about that
             vp.set_series(images, label, index=middle,
                           view=(p.rotation, p.flip, p.zoom if header is not None else None, p.pan))
         self.shown_at = time.monotonic()

@@ -118,6 +118,8 @@ class Viewport(QWidget):
         self.pan = (0.0, 0.0)           # image pixels
         self.rotation = 0               # degrees clockwise
         self.flip = False               # left-right, before the rotation
+        self.text_outside = "left"      # the side of the image text's first column (hanging: the free side)
+        self.text_narrow = False        # only that column (a hanging stage's small viewports)
         self.cine = QTimer(self, timeout=lambda: self.scroll(1, wrap=True))
         self._actor = None
         self._shape = None
@@ -373,10 +375,18 @@ class Viewport(QWidget):
         else:
             window = f"W {self.window.width:g} L {self.window.center:g}" if self.window and grey else ""
         view = ViewState(self.index + 1, len(self.images), window,
-                         f"{getattr(self, 'current_zoom', 1.0):.2f}", position)
+                         f"{getattr(self, 'current_zoom', 1.0):.2f}", position,
+                         self.window.name if self.window is not None and grey and state is None else "")
         corners = corner_text(header, view)
         if self.message:
             corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
+        if self.text_outside != "left" or self.text_narrow:
+            if self.text_narrow:  # an 8-up's viewport: one column of text, or the two overlap
+                corners = {k: v for k, v in corners.items() if k.endswith("left")}
+            if self.text_outside == "right":  # a left breast pinned to the left edge: the free side
+                swap = {"top-left": "top-right", "top-right": "top-left", "bottom-left": "bottom-right",
+                        "bottom-right": "bottom-left"}
+                corners = {swap.get(k, k): v for k, v in corners.items()}
         right, up = scene.screen_axes(self.rotation, self.flip)
         self.text.set(corners,
                              orientation_markers(header.get("ImageOrientationPatient"), right, up))
