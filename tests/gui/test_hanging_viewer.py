@@ -75,6 +75,18 @@ def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
     assert [vp.title.split()[0] for vp in viewer.visible_viewports()] == ["RCC", "LCC", "RMLO", "LMLO"]
     qtbot.wait(200)
     screen_shot(viewer, "hanging_current_4up.png")
+    # a pair moves as one: zoom and window shared, the pan mirrored across the centre line;
+    # the MLO pair (another link group) stays
+    rcc, lcc, rmlo, _ = viewer.visible_viewports()
+    viewer._activate(rcc)
+    (lcc_zoom, lcc_pan), mlo_zoom = (lcc.zoom, lcc.pan), rmlo.zoom
+    rcc.zoom, rcc.pan = rcc.zoom * 1.5, (rcc.pan[0] + 10, rcc.pan[1] + 4)
+    rcc._refresh_view()
+    assert lcc.zoom == pytest.approx(lcc_zoom * 1.5) and rmlo.zoom == mlo_zoom
+    assert lcc.pan[0] == pytest.approx(lcc_pan[0] - 10) and lcc.pan[1] == pytest.approx(lcc_pan[1] + 4)
+    from app.imaging.pixels import Window
+    rcc.set_window(Window(1500.0, 2500.0, "SIGMOID", ""))
+    assert (lcc.window.center, lcc.window.width) == (1500.0, 2500.0) and rmlo.window.center != 1500.0
     with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
         QTest.keyClick(viewer.visible_viewports()[0].view, Qt.Key_Space, Qt.ShiftModifier)
     assert viewer.stages.index == 0

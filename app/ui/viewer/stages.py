@@ -186,8 +186,36 @@ class StageController(QObject):
             vp.text_narrow = p.rect[2] < 560  # two columns of Table 8-14 text need about that
             vp.set_series(images, label, index=middle,
                           view=(p.rotation, p.flip, p.zoom if header is not None else None, p.pan))
+            vp.hang_base = (p.zoom, p.pan, p.pinned)  # what the stage placed: linked moves are relative to it
         self.shown_at = time.monotonic()
         self.stageShown.emit(self.index)
+
+    def follow(self, leader) -> None:
+        """The viewports of the leader's link group (a protocol's pair or quartet) take its
+        window, its zoom relative to where the stage placed each, and its pan, mirrored
+        across the centre line for the other breast: the two sides move as one."""
+        base = getattr(leader, "hang_base", None)
+        if base is None or leader.zoom is None or not base[0]:
+            return
+        scale = leader.zoom / base[0]
+        moved = ((leader.pan[0] - base[1][0]) * leader.zoom, (leader.pan[1] - base[1][1]) * leader.zoom)  # screen px
+        for vp in self.window.visible_viewports():
+            other = getattr(vp, "hang_base", None)
+            if vp is leader or other is None or vp.images is None or not other[0] \
+                    or getattr(vp, "link_group", None) != leader.link_group:
+                continue
+            zoom = other[0] * scale
+            mirrored = {base[2], other[2]} == {"left", "right"}
+            pan = (other[1][0] + (-moved[0] if mirrored else moved[0]) / zoom, other[1][1] + moved[1] / zoom)
+            window_changed = leader.window is not None and vp.window != leader.window
+            if (vp.zoom, vp.pan) == (zoom, pan) and not window_changed:
+                continue
+            vp.zoom, vp.pan = zoom, pan
+            if window_changed:
+                vp.window = leader.window
+                vp.show_image(vp.index)
+            else:
+                vp._refresh_view()
 
     def current_stage(self) -> hanging.HungStage | None:
         if self.hung is None or self.index < 0:

@@ -271,7 +271,10 @@ class ViewerWindow(QMainWindow):
         if self.link.isChecked() and not getattr(self, "_linking", False) and vp is self.active:
             self._linking = True
             try:
-                self._follow(vp)
+                if self.hanging_active and getattr(vp, "link_group", None):
+                    self.stages.follow(vp)  # the protocol's pairs: zoom, pan and window together
+                else:
+                    self._follow(vp)
             finally:
                 self._linking = False
 
