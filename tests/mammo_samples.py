@@ -190,3 +190,74 @@ def _meta(ds: Dataset) -> None:
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+
+
+# -- Mammography CAD SR (TID 4000) ------------------------------------------------------------
+CAD_SR = "1.2.840.10008.5.1.4.1.1.88.50"
+
+
+def _content(relationship: str, value_type: str, concept: Dataset, **values) -> Dataset:
+    item = Dataset()
+    item.RelationshipType, item.ValueType = relationship, value_type
+    item.ConceptNameCodeSequence = Sequence([concept])
+    for k, v in values.items():
+        setattr(item, k, v)
+    return item
+
+
+def finding(value: str, scheme: str, meaning: str, *, intent: str | None = "111150", image: str | None = None,
+            graphic: str = "POLYLINE", points: list[float] | None = None, children: list[Dataset] = (),
+            operating_point: float | None = None) -> Dataset:
+    """A Single Image Finding (TID 4006) with its rendering intent, outline and algorithm."""
+    item = _content("CONTAINS", "CODE", code("111059", "DCM", "Single Image Finding"),
+                    ConceptCodeSequence=Sequence([code(value, scheme, meaning)]))
+    kids = []
+    if intent is not None:
+        words = {"111150": "Presentation Required: Rendering device is expected to present",
+                 "111151": "Presentation Optional: Rendering device may present",
+                 "111152": "Not for Presentation: Rendering device expected not to present"}[intent]
+        kids.append(_content("HAS PROPERTIES", "CODE", code("111056", "DCM", "Rendering Intent"),
+                             ConceptCodeSequence=Sequence([code(intent, "DCM", words)])))
+    if points is not None:
+        outline = _content("HAS PROPERTIES", "SCOORD", code("111041", "DCM", "Outline"),
+                           GraphicType=graphic, GraphicData=points)
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = MG_PRESENTATION, image
+        outline.ContentSequence = Sequence([_content("SELECTED FROM", "IMAGE", code("111040", "DCM", "Original Source"),
+                                                     ReferencedSOPSequence=Sequence([ref]))])
+        del outline.ContentSequence[0].ConceptNameCodeSequence  # IMAGE items under SCOORD carry no concept name
+        kids.append(outline)
+    kids.append(_content("HAS PROPERTIES", "TEXT", code("111001", "DCM", "Algorithm Name"), TextValue="CalcFinder"))
+    kids.append(_content("HAS PROPERTIES", "TEXT", code("111003", "DCM", "Algorithm Version"), TextValue="2.1"))
+    if operating_point is not None:
+        measured = Dataset()
+        measured.NumericValue = operating_point
+        measured.MeasurementUnitsCodeSequence = Sequence([code("1", "UCUM", "no units")])
+        kids.append(_content("HAS PROPERTIES", "NUM", code("111071", "DCM", "CAD Operating Point"),
+                             MeasuredValueSequence=Sequence([measured])))
+    item.ContentSequence = Sequence(kids + list(children))
+    return item
+
+
+def cad_report(study: str, findings: list[Dataset], *, summary: str = "111242",
+               manufacturer: str = "iCAD, Inc.", software: str = "7.2-H+") -> Dataset:
+    """A Mammography CAD SR: the summary (CID 6047) and one impression holding ``findings``."""
+    ds = Dataset()
+    _patient_study(ds, "MG001", study, "20260310")
+    ds.SOPClassUID, ds.SOPInstanceUID = CAD_SR, generate_uid()
+    ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = "SR", generate_uid(), 900, 1
+    ds.Manufacturer, ds.SoftwareVersions = manufacturer, software
+    ds.ContentDate, ds.ContentTime = "20260310", "093000"
+    ds.CompletionFlag, ds.VerificationFlag, ds.ValueType = "COMPLETE", "UNVERIFIED", "CONTAINER"
+    ds.ConceptNameCodeSequence = Sequence([code("111036", "DCM", "Mammography CAD Report")])
+    ds.ContinuityOfContent = "SEPARATE"
+    words = {"111241": "All algorithms succeeded; without findings", "111242": "All algorithms succeeded; with findings",
+             "111245": "No algorithms succeeded; without findings"}
+    impression = _content("CONTAINS", "CONTAINER", code("111034", "DCM", "Individual Impression/Recommendation"),
+                          ContinuityOfContent="SEPARATE", ContentSequence=Sequence(findings))
+    ds.ContentSequence = Sequence([
+        _content("CONTAINS", "CODE", code("111017", "DCM", "CAD Processing and Findings Summary"),
+                 ConceptCodeSequence=Sequence([code(summary, "DCM", words.get(summary, summary))])),
+        impression])
+    _meta(ds)
+    return ds
