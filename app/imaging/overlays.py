@@ -126,3 +126,26 @@ def annotation_actors(a, image_height: int) -> list:
         pts = _ring((x0 + x1) / 2, (y0 + y1) / 2, math.hypot(x1 - x0, y1 - y0) / 2,
                     math.hypot(x3 - x2, y3 - y2) / 2, math.atan2(y1 - y0, x1 - x0))
     return graphic_actors(pts, image_height, a.color, filled=a.filled)
+
+
+CAD_COLOR = (1.0, 0.35, 0.35)
+CAD_OPTIONAL_COLOR = (1.0, 0.75, 0.3)
+
+
+def cad_actors(mark, image_height: int) -> list:
+    """A CAD mark (app.imaging.cad_marks.Mark) in its graphic type; MULTIPOINT as crosses;
+    its finding named beside it."""
+    from types import SimpleNamespace
+    color = CAD_OPTIONAL_COLOR if mark.optional else CAD_COLOR
+    if not mark.points:
+        return []
+    if mark.graphic == "MULTIPOINT":
+        out = []
+        for p in mark.points:
+            out += annotation_actors(SimpleNamespace(kind="POINT", points=[p], color=color, filled=False), image_height)
+    else:
+        kind = mark.graphic if mark.graphic in ("POINT", "CIRCLE", "ELLIPSE") else "POLYLINE"
+        out = annotation_actors(SimpleNamespace(kind=kind, points=mark.points, color=color, filled=False), image_height)
+    right = max(mark.points, key=lambda p: p[0])
+    label = mark.meaning + (f" {mark.value}" if mark.value else "")
+    return out + graphic_actors([], image_height, color, label=label, label_at=(right[0] + 6, right[1]))

@@ -28,6 +28,11 @@ class HungStudy:
     studies: hanging.Studies
     # display set uid -> the files it is drawn from (one instance; a series' files in order)
     files: dict[str, list[Path]] = field(default_factory=dict)
+    cad: list = field(default_factory=list)  # the current study's CAD reports (app.imaging.cad_marks)
+
+    def marks_on(self, uid: str) -> list:
+        """The CAD marks drawn on image ``uid``."""
+        return [m for report in self.cad for m in report.marks if m.image == uid]
 
 
 def _study_headers(archive, study_uid: str) -> tuple[list[Dataset], dict[str, Path]]:
@@ -88,7 +93,26 @@ def hang_study(archive, study_uid: str, user_folder: Path | None = None) -> Hung
                 members = [h for h in all_headers.values() if str(h.get("SeriesInstanceUID", "")) == s.uid]
                 members.sort(key=lambda h: (_int(h.get("InstanceNumber")), str(h.SOPInstanceUID)))
                 files[s.uid] = [paths[str(h.SOPInstanceUID)] for h in members]
-    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files)
+    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files, _cad_reports(headers))
+
+
+def _cad_reports(headers: list[Dataset]) -> list:
+    """The study's Mammography CAD SRs, their marks moved onto For Presentation images."""
+    from app.imaging import cad_marks
+    from app.imaging.mammo_objects import CAD_SR, MG, recognise
+    presentation = [h for h in headers if recognise(h).kind == MG]
+    out = []
+    for h in headers:
+        if recognise(h).kind != CAD_SR:
+            continue
+        try:
+            report = cad_marks.read_report(h)
+        except Exception as exc:  # noqa: BLE001 - a broken report is named, the images still hang
+            log.warning("CAD report %s cannot be read: %s", h.get("SOPInstanceUID"), exc)
+            continue
+        report.marks = cad_marks.on_presentation_images(report.marks, presentation)
+        out.append(report)
+    return out
 
 
 def _int(value) -> int:

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -17,7 +18,7 @@ from app.store.archive import Archive
 from app.store.query import search
 from app.ui.viewer.window import ViewerWindow
 from conftest import screen_shot
-from tests.mammo_samples import mammogram
+from tests.mammo_samples import cad_report, finding, mammogram
 from tests.peers.peerutil import save
 
 FOUR = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
@@ -36,6 +37,17 @@ def archive(tmp_path):
             assert a.ingest.store_file(save(ds, tmp_path / f"{date}{lat}{view}.dcm")).ok
     extra = mammogram("R", "CC", study=studies["20260310"], date="20260310", size=(400, 320), modifiers=("ID",))
     assert a.ingest.store_file(save(extra, tmp_path / "extra.dcm")).ok
+    current = {}  # "RCC" -> SOP Instance UID of the current study's standard views
+    for r in search(a.engine, "instance", {"StudyInstanceUID": studies["20260310"]}):
+        h = dcmread(a.files.absolute(r["path"]), stop_before_pixels=True)
+        if r["SOPInstanceUID"] != str(extra.SOPInstanceUID):
+            current[f"{h.ImageLaterality}{h.ViewPosition}"] = r["SOPInstanceUID"]
+    report = cad_report(studies["20260310"], [
+        finding("F-01775", "SRT", "Calcification Cluster", image=current["RCC"],
+                points=[100.0, 150.0, 200.0, 150.0, 200.0, 250.0, 100.0, 250.0, 100.0, 150.0]),
+        finding("F-01796", "SRT", "Mammography breast density", image=current["RCC"], intent="111151",
+                points=[40.0, 40.0, 80.0, 40.0, 80.0, 80.0, 40.0, 40.0])])
+    assert a.ingest.store_file(save(report, tmp_path / "cad.dcm")).ok
     a.current_study = studies["20260310"]
     yield a
     a.close()
@@ -87,6 +99,21 @@ def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
     from app.imaging.pixels import Window
     rcc.set_window(Window(1500.0, 2500.0, "SIGMOID", ""))
     assert (lcc.window.center, lcc.window.width) == (1500.0, 2500.0) and rmlo.window.center != 1500.0
+    # CAD marks on demand: K shows the required ones, Shift+K the optional too, K again hides
+    rcc_vp = viewer.visible_viewports()[0]
+    assert rcc_vp.cad_marks and not rcc_vp._cad_actors
+    QTest.keyClick(rcc_vp.view, Qt.Key_K)
+    required = len(rcc_vp._cad_actors)
+    assert required > 0 and "CAD: findings (iCAD, Inc. 7.2-H+, 2 marks)" in rcc_vp.text.text("bottom-left")
+    img = rcc_vp.snapshot(with_text=False)
+    assert ((img[..., 0] > 200) & (img[..., 1] < 140)).sum() > 50  # the red outline is drawn
+    screen_shot(viewer, "hanging_cad_marks.png")
+    QTest.keyClick(rcc_vp.view, Qt.Key_K, Qt.ShiftModifier)
+    assert len(rcc_vp._cad_actors) > required
+    QTest.keyClick(rcc_vp.view, Qt.Key_K)
+    QTest.keyClick(rcc_vp.view, Qt.Key_K)
+    assert rcc_vp._cad_actors == [] and "CAD" not in rcc_vp.text.text("bottom-left")
+
     with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
         QTest.keyClick(viewer.visible_viewports()[0].view, Qt.Key_Space, Qt.ShiftModifier)
     assert viewer.stages.index == 0

@@ -35,6 +35,7 @@ class StageController(QObject):
         self.index = -1
         self.shown_at: float | None = None  # monotonic time the last stage was painted
         self._generation = 0
+        self.cad_shown = ""  # CAD marks: "" hidden, "required", "all"
         window.addToolBarBreak()  # a row of its own: the tools' row is full on a 1400 px window
         bar = window.addToolBar("Stages")
         bar.setObjectName("stages")
@@ -182,6 +183,9 @@ class StageController(QObject):
                 d = hv.display_set.study_date
                 label += f"  {d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 else f"  {d}"
             vp.link_group = hv.viewport.link
+            # drawn with the image by set_series below
+            vp.cad_marks = self.hung.marks_on(hv.display_set.uid) if hv.display_set else []
+            vp.cad_summary, vp.cad_shown = self._cad_summary(), self.cad_shown
             vp.text_outside = "right" if p.pinned == "left" else "left"
             vp.text_narrow = p.rect[2] < 560  # two columns of Table 8-14 text need about that
             vp.set_series(images, label, index=middle,
@@ -189,6 +193,30 @@ class StageController(QObject):
             vp.hang_base = (p.zoom, p.pan, p.pinned)  # what the stage placed: linked moves are relative to it
         self.shown_at = time.monotonic()
         self.stageShown.emit(self.index)
+
+    def _cad_summary(self) -> str:
+        """The CAD section of the image text (Table 8-14): what the CAD said and who it was."""
+        if self.hung is None or not self.hung.cad:
+            return ""
+        parts = []
+        for r in self.hung.cad:
+            words = r.summary or "summary not given"
+            if r.failed:
+                words = f"⚠ {words}"
+            parts.append(f"CAD: {words} ({r.manufacturer} {r.software}, {len(r.marks)} mark"
+                         f"{'s' if len(r.marks) != 1 else ''})")
+        return "\n".join(parts)
+
+    def toggle_cad(self, with_optional: bool = False) -> None:
+        """K: CAD marks on every viewport of the stage on or off; Shift+K: also the optional
+        ones ("Presentation Optional")."""
+        wanted = "all" if with_optional else "required"
+        self.cad_shown = "" if self.cad_shown == wanted else wanted
+        if self.hung is not None and not self.hung.cad and self.cad_shown:
+            self.window.status.setText("This study has no CAD report.")
+        for vp in self.window.visible_viewports():
+            vp.cad_summary = self._cad_summary()
+            vp.show_cad(self.cad_shown)
 
     def follow(self, leader) -> None:
         """The viewports of the leader's link group (a protocol's pair or quartet) take its

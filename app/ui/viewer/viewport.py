@@ -4,7 +4,8 @@ Mouse: wheel scrolls images, left drag windows (horizontal: width, vertical: lev
 measures (the viewer's tools), right drag zooms, middle drag (or Shift + left) pans. Keys:
 arrows / Page Up / Page Down scroll, Home / End jump, C cine, I inverts, F fits, 1 shows one
 screen pixel per image pixel, T true size, '.' / ',' rotate, H / V flip, R resets, Space /
-Shift+Space step the hanging protocol's stages, Esc drops a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
+Shift+Space step the hanging protocol's stages, K toggles CAD marks (Shift+K with the
+optional ones), Esc drops a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
 scene code as 'lightbox render' (app.imaging.scene).
 """
 
@@ -86,6 +87,7 @@ class Viewport(QWidget):
     changed = Signal(object)     # image, window, zoom or pan changed (linked viewports listen)
     seriesDropped = Signal(object, str)  # a series dragged from the strip onto this viewport
     stageStep = Signal(int)      # Space / Shift+Space: the hanging protocol's next / previous stage
+    cadToggle = Signal(bool)     # K: CAD marks on or off (Shift+K: with the optional ones)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -120,6 +122,10 @@ class Viewport(QWidget):
         self.flip = False               # left-right, before the rotation
         self.text_outside = "left"      # the side of the image text's first column (hanging: the free side)
         self.text_narrow = False        # only that column (a hanging stage's small viewports)
+        self.cad_marks: list = []       # CAD marks on the image shown (app.imaging.cad_marks)
+        self.cad_shown = ""             # "": hidden; "required"; "all" (the optional ones too)
+        self.cad_summary = ""           # what the CAD said, shown with the marks
+        self._cad_actors: list = []
         self.cine = QTimer(self, timeout=lambda: self.scroll(1, wrap=True))
         self._actor = None
         self._shape = None
@@ -159,6 +165,8 @@ class Viewport(QWidget):
         self.rotation, self.flip = 0, False
         if view is not None:
             self.rotation, self.flip, self.zoom, self.pan = view
+        else:  # a series opened by the reader: no hanging stage's CAD marks
+            self.cad_marks, self.cad_summary = [], ""
         if len(images):
             try:
                 self.window = next(iter(pixels.file_windows(images.header(index))), None)
@@ -261,6 +269,7 @@ class Viewport(QWidget):
                 self.renderer.AddActor(self._actor)
         self.images.prefetch(self.index)
         self._draw_measurements()
+        self._draw_cad()
         self._update_camera()
         self._update_text()
         self._render()
@@ -380,6 +389,8 @@ class Viewport(QWidget):
         corners = corner_text(header, view)
         if self.message:
             corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
+        if self.cad_shown and self.cad_summary:
+            corners["bottom-left"] = (corners.get("bottom-left", "") + f"\n{self.cad_summary}").strip()
         if self.text_outside != "left" or self.text_narrow:
             if self.text_narrow:  # an 8-up's viewport: one column of text, or the two overlap
                 corners = {k: v for k, v in corners.items() if k.endswith("left")}
@@ -390,6 +401,26 @@ class Viewport(QWidget):
         right, up = scene.screen_axes(self.rotation, self.flip)
         self.text.set(corners,
                              orientation_markers(header.get("ImageOrientationPatient"), right, up))
+
+    def _draw_cad(self) -> None:
+        for actor in self._cad_actors:
+            self.renderer.RemoveViewProp(actor)
+        self._cad_actors = []
+        if not self.cad_shown or self._shape is None:
+            return
+        for mark in self.cad_marks:
+            if mark.optional and self.cad_shown != "all":
+                continue
+            self._cad_actors += overlays.cad_actors(mark, self._shape[0])
+        for actor in self._cad_actors:
+            self.renderer.AddViewProp(actor)
+
+    def show_cad(self, which: str) -> None:
+        """"" hides the CAD marks, "required" shows them, "all" adds the optional ones."""
+        self.cad_shown = which
+        self._draw_cad()
+        self._update_text()
+        self._render()
 
     def set_window(self, window: pixels.Window) -> None:
         self.window = window
@@ -671,6 +702,8 @@ class Viewport(QWidget):
             self.flip_horizontal()
         elif k == Qt.Key_V:
             self.flip_vertical()
+        elif k == Qt.Key_K:
+            self.cadToggle.emit(bool(ev.modifiers() & Qt.ShiftModifier))
         elif k == Qt.Key_Space:
             self.stageStep.emit(-1 if ev.modifiers() & Qt.ShiftModifier else 1)
         elif k == Qt.Key_Escape:

@@ -241,6 +241,7 @@ class ViewerWindow(QMainWindow):
             vp.changed.connect(self._viewport_changed)
             vp.seriesDropped.connect(self._series_dropped)
             vp.stageStep.connect(self.stages.step)
+            vp.cadToggle.connect(self.stages.toggle_cad)
             self.viewports.append(vp)
         for vp in self.viewports:
             self.grid.removeWidget(vp)
