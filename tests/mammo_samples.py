@@ -120,6 +120,7 @@ def tomo_volume(laterality: str, view: str, *, frames: int = 5, study: str | Non
     _patient_study(ds, patient, study or generate_uid(), date)
     frames = 1 if generated_2d else frames
     ds.SOPClassUID, ds.SOPInstanceUID = BTO, generate_uid()
+    ds.AcquisitionDate, ds.AcquisitionTime = date, "092500"
     ds.Modality, ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = "MG", generate_uid(), 2, 1
     ds.Manufacturer, ds.ManufacturerModelName = "SIEMENS", "MAMMOMAT Revelation"
     ds.ImageType = ["DERIVED", "PRIMARY", "TOMOSYNTHESIS", "GENERATED_2D" if generated_2d else "NONE"]
@@ -140,6 +141,9 @@ def tomo_volume(laterality: str, view: str, *, frames: int = 5, study: str | Non
     measures = Dataset()
     measures.PixelSpacing, measures.SliceThickness = [0.085, 0.085], 1.0
     shared.PixelMeasuresSequence = Sequence([measures])
+    plane = Dataset()
+    plane.ImageOrientationPatient = [0, 1, 0, 1, 0, 0] if laterality == "R" else [0, -1, 0, -1, 0, 0]
+    shared.PlaneOrientationSequence = Sequence([plane])
     ds.SharedFunctionalGroupsSequence = Sequence([shared])
     per_frame = []
     for f in range(frames):

@@ -102,7 +102,8 @@ def view_of(ds: Dataset) -> tuple[View, tuple[str, ...]]:
 def laterality_of(ds: Dataset) -> str:
     """R, L, B or U: the first of Image Laterality, Frame Laterality (shared Frame Anatomy),
     Laterality that has a value; a value other than R/L/B/U counts as unpaired."""
-    candidates = [ds.get("ImageLaterality")]
+    # a frame's header (app.imaging.frames.frame_header) has Frame Laterality on top
+    candidates = [ds.get("ImageLaterality"), ds.get("FrameLaterality")]
     shared = ds.get("SharedFunctionalGroupsSequence")
     if shared and shared[0].get("FrameAnatomySequence"):
         candidates.append(shared[0].FrameAnatomySequence[0].get("FrameLaterality"))

@@ -46,13 +46,30 @@ def mg_resolution(ds, view) -> str:
 def mg_counter(ds, view) -> str:
     """"Slice n/N" through a tomosynthesis volume (Number of Frames), else "Im n/N"."""
     if _tomo(ds):
-        return f"Slice {view.image}/{max(int(ds.get('NumberOfFrames', 1) or 1), view.images)}"
+        text = f"Slice {view.image}/{max(int(ds.get('NumberOfFrames', 1) or 1), view.images)}"
+        depth = _depth(ds)
+        return f"{text}  {depth:.1f} mm" if depth is not None else text
     return f"Im {view.image}/{view.images}"
 
 
+def _depth(ds) -> float | None:
+    """The slice's position along its normal (mm), from the frame's Image Position and
+    Image Orientation (Patient)."""
+    from app.imaging import pixels
+    position, orientation = pixels.floats(ds.get("ImagePositionPatient")), pixels.floats(ds.get("ImageOrientationPatient"))
+    if len(position) != 3 or len(orientation) != 6:
+        return None
+    r, c = orientation[:3], orientation[3:]
+    normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    return sum(p * n for p, n in zip(position, normal))
+
+
 def _tomo(ds) -> bool:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return frames > 1 or "TOMOSYNTHESIS" in [str(v).upper() for v in (ds.get("ImageType") or [])]
+    """Slices of a volume (not a synthesised 2D view, whose Image Type says GENERATED_2D)."""
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    if "GENERATED_2D" in image_type:
+        return False
+    return int(ds.get("NumberOfFrames", 1) or 1) > 1 or "TOMOSYNTHESIS" in image_type
 
 
 def mg_tomo_derivation(ds, view) -> str:

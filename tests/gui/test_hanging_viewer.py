@@ -133,3 +133,43 @@ def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
     saved = json.loads(path.read_text())
     assert saved["id"] == "user-my-overview" and len(saved["stages"][0]["viewports"]) == 8
     viewer.close()
+
+
+def test_tomosynthesis_pair_scrolls_together_by_relative_depth(qtbot, tmp_path):
+    """The DBT protocol hangs the CC tomosynthesis pair over its 2D views; scrolling one volume
+    takes the other to the same relative depth (volumes of different slice counts), the slice
+    text gives n/N and the depth in mm."""
+    from tests.mammo_samples import tomo_volume
+    a = Archive(tmp_path / "home")
+    try:
+        study = generate_uid()
+        frames = {"R": 11, "L": 21}
+        for lat, view in FOUR:
+            n = frames[lat]
+            for ds in (tomo_volume(lat, view, study=study, frames=n, size=(120, 96)),
+                       tomo_volume(lat, view, study=study, generated_2d=True, size=(120, 96))):
+                assert a.ingest.store_file(save(ds, tmp_path / f"{lat}{view}{ds.NumberOfFrames}.dcm")).ok
+        viewer = ViewerWindow(a, search(a.engine, "study", {}))
+        viewer.show()
+        qtbot.waitExposed(viewer)
+        with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+            pass
+        assert viewer.stages.hung.protocol.id == "mg-tomosynthesis"
+        rcc, lcc, rcc2d, lcc2d = viewer.visible_viewports()
+        assert (rcc.image_count(), lcc.image_count(), rcc2d.image_count()) == (11, 21, 1)
+        assert (rcc.index, lcc.index) == (5, 10)  # the middle slices
+        for vp, inner, outer in ((rcc, -1, 0), (lcc, 0, -1)):  # mirrored, chest walls on the centre line
+            img = vp.snapshot(with_text=False)
+            assert _tissue_at(img, inner % img.shape[1]) > 0.5 and _tissue_at(img, outer % img.shape[1]) == 0
+        viewer._activate(rcc)
+        rcc.show_image(10)  # the last slice of the right: the left follows to its last
+        assert lcc.index == 20 and rcc2d.index == 0
+        rcc.show_image(0)
+        assert lcc.index == 0
+        assert rcc.text.text("bottom-left").splitlines()[1].startswith("Slice 1/11")
+        assert "mm" in rcc.text.text("bottom-left").splitlines()[1]
+        qtbot.wait(100)
+        screen_shot(viewer, "hanging_tomosynthesis.png")
+        viewer.close()
+    finally:
+        a.close()

@@ -59,3 +59,5 @@ def test_resolution_variants(values, expected):
 def test_tomosynthesis_counts_slices():
     ds = tomo_volume("L", "CC", frames=60)
     assert _text(ds, ViewState(12, 60))["bottom-left"].splitlines()[1].startswith("Slice 12/60")
+    synthesised = tomo_volume("L", "CC", generated_2d=True)
+    assert _text(synthesised, ViewState(1, 1))["bottom-left"].splitlines()[1] == "Im 1/1"

@@ -187,7 +187,7 @@ class StageController(QObject):
             vp.cad_marks = self.hung.marks_on(hv.display_set.uid) if hv.display_set else []
             vp.cad_summary, vp.cad_shown = self._cad_summary(), self.cad_shown
             vp.text_outside = "right" if p.pinned == "left" else "left"
-            vp.text_narrow = p.rect[2] < 560  # two columns of Table 8-14 text need about that
+            vp.text_narrow = p.rect[2] < 700  # two columns of Table 8-14 text need about that
             vp.set_series(images, label, index=middle,
                           view=(p.rotation, p.flip, p.zoom if header is not None else None, p.pan))
             vp.hang_base = (p.zoom, p.pan, p.pinned)  # what the stage placed: linked moves are relative to it
@@ -220,8 +220,9 @@ class StageController(QObject):
 
     def follow(self, leader) -> None:
         """The viewports of the leader's link group (a protocol's pair or quartet) take its
-        window, its zoom relative to where the stage placed each, and its pan, mirrored
-        across the centre line for the other breast: the two sides move as one."""
+        window, its zoom relative to where the stage placed each, its pan, mirrored across
+        the centre line for the other breast, and its relative depth in a volume: the two
+        sides move as one."""
         base = getattr(leader, "hang_base", None)
         if base is None or leader.zoom is None or not base[0]:
             return
@@ -236,12 +237,19 @@ class StageController(QObject):
             mirrored = {base[2], other[2]} == {"left", "right"}
             pan = (other[1][0] + (-moved[0] if mirrored else moved[0]) / zoom, other[1][1] + moved[1] / zoom)
             window_changed = leader.window is not None and vp.window != leader.window
-            if (vp.zoom, vp.pan) == (zoom, pan) and not window_changed:
+            # tomosynthesis: the same relative depth (slice index over slice count), so a pair,
+            # or current and prior, of different slice counts scroll together
+            target = vp.index
+            if leader.image_count() > 1 and vp.image_count() > 1:
+                depth = leader.index / (leader.image_count() - 1)
+                target = round(depth * (vp.image_count() - 1))
+            if (vp.zoom, vp.pan) == (zoom, pan) and not window_changed and target == vp.index:
                 continue
             vp.zoom, vp.pan = zoom, pan
             if window_changed:
                 vp.window = leader.window
-                vp.show_image(vp.index)
+            if window_changed or target != vp.index:
+                vp.show_image(target)
             else:
                 vp._refresh_view()
 
