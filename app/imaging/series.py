@@ -280,6 +280,15 @@ class SeriesImages:
         """Image ``i`` as shown: uint8 grey (H, W) or RGB (H, W, 3)."""
         return pixels.display(self.header(i), self.stored(i), window, invert=invert)
 
+    def slab(self, i: int, half: int, mode: str = "mip") -> np.ndarray:
+        """Stored values of a slab around image ``i``: ``half`` images either side (fewer at
+        the ends), their maximum ("mip") or mean ("average"), as the stored type."""
+        lo, hi = max(0, i - half), min(len(self) - 1, i + half)
+        stack = [self.stored(j) for j in range(lo, hi + 1)]
+        if mode == "mip":
+            return np.maximum.reduce(stack)
+        return np.rint(np.mean(stack, axis=0)).astype(stack[0].dtype)
+
     def texture(self, i: int, window: pixels.Window | None, invert: bool, factor: int):
         """(texture, its origin, the displayed image's shape): image ``i`` as shown, averaged
         over ``factor`` x ``factor`` blocks (app.imaging.scene.reduce). The last one made is

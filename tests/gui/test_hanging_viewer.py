@@ -168,6 +168,15 @@ def test_tomosynthesis_pair_scrolls_together_by_relative_depth(qtbot, tmp_path):
         assert lcc.index == 0
         assert rcc.text.text("bottom-left").splitlines()[1].startswith("Slice 1/11")
         assert "mm" in rcc.text.text("bottom-left").splitlines()[1]
+        # a slab: 5 slices' maximum (the synthetic slices brighten by one per slice), then mean
+        rcc.show_image(5)
+        one = rcc.images.stored(5).max()
+        QTest.keyClick(rcc.view, Qt.Key_S)
+        assert rcc.slab == 2 and rcc.images.slab(5, 2, "mip").max() == one + 2
+        assert "Slab MIP of 5 slices" in rcc.text.text("bottom-left")
+        QTest.keyClick(rcc.view, Qt.Key_S, Qt.ShiftModifier)
+        assert rcc.slab_mode == "average" and rcc.images.slab(5, 2, "average").max() == one
+        assert "Slab mean of 5 slices" in rcc.text.text("bottom-left")
         qtbot.wait(100)
         screen_shot(viewer, "hanging_tomosynthesis.png")
         viewer.close()

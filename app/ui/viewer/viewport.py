@@ -5,7 +5,8 @@ measures (the viewer's tools), right drag zooms, middle drag (or Shift + left) p
 arrows / Page Up / Page Down scroll, Home / End jump, C cine, I inverts, F fits, 1 shows one
 screen pixel per image pixel, T true size, '.' / ',' rotate, H / V flip, R resets, Space /
 Shift+Space step the hanging protocol's stages, K toggles CAD marks (Shift+K with the
-optional ones), Esc drops a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
+optional ones), S steps a slab through a volume (5, 11, 21 slices, off; Shift+S: MIP or
+mean), Esc drops a measurement being drawn. The image is windowed to 8 bits by the pixel pipeline and drawn through the same
 scene code as 'lightbox render' (app.imaging.scene).
 """
 
@@ -122,6 +123,8 @@ class Viewport(QWidget):
         self.flip = False               # left-right, before the rotation
         self.text_outside = "left"      # the side of the image text's first column (hanging: the free side)
         self.text_narrow = False        # only that column (a hanging stage's small viewports)
+        self.slab = 0                   # slab: images either side of the one shown (0: none)
+        self.slab_mode = "mip"          # or "average"
         self.cad_marks: list = []       # CAD marks on the image shown (app.imaging.cad_marks)
         self.cad_shown = ""             # "": hidden; "required"; "all" (the optional ones too)
         self.cad_summary = ""           # what the CAD said, shown with the marks
@@ -252,8 +255,13 @@ class Viewport(QWidget):
                 if self.window is None and not pixels.is_color(header):  # the window shown is the one used
                     self.window = pixels.default_window(header, self.images.stored(self.index))
                 img = None
-                factor = self._reduction(self.images.stored(self.index).shape)
-                shown, origin, self._shape = self.images.texture(self.index, self.window, self.invert, factor)
+                if self.slab and len(self.images) > 1 and not pixels.is_color(header):
+                    # a slab through a tomosynthesis volume: its MIP or mean, windowed as one slice
+                    img = pixels.display(header, self.images.slab(self.index, self.slab, self.slab_mode), self.window,
+                                         invert=self.invert)
+                else:
+                    factor = self._reduction(self.images.stored(self.index).shape)
+                    shown, origin, self._shape = self.images.texture(self.index, self.window, self.invert, factor)
             self.message = self.images.note(self.index)
         except ImageError as exc:
             img, shown, self.message = None, None, str(exc)
@@ -389,6 +397,10 @@ class Viewport(QWidget):
         corners = corner_text(header, view)
         if self.message:
             corners["top-left"] = (corners.get("top-left", "") + f"\n⚠ {self.message}").strip()
+        if self.slab and len(self.images) > 1:
+            lo, hi = max(0, self.index - self.slab), min(len(self.images) - 1, self.index + self.slab)
+            corners["bottom-left"] = (corners.get("bottom-left", "") +
+                                      f"\nSlab {'MIP' if self.slab_mode == 'mip' else 'mean'} of {hi - lo + 1} slices").strip()
         if self.cad_shown and self.cad_summary:
             corners["bottom-left"] = (corners.get("bottom-left", "") + f"\n{self.cad_summary}").strip()
         if self.text_outside != "left" or self.text_narrow:
@@ -702,6 +714,12 @@ class Viewport(QWidget):
             self.flip_horizontal()
         elif k == Qt.Key_V:
             self.flip_vertical()
+        elif k == Qt.Key_S and self.image_count() > 1:
+            if ev.modifiers() & Qt.ShiftModifier:
+                self.slab_mode = "average" if self.slab_mode == "mip" else "mip"
+            else:
+                self.slab = {0: 2, 2: 5, 5: 10}.get(self.slab, 0)  # 5, 11, 21 slices, then off
+            self.show_image(self.index)
         elif k == Qt.Key_K:
             self.cadToggle.emit(bool(ev.modifiers() & Qt.ShiftModifier))
         elif k == Qt.Key_Space:
