@@ -173,6 +173,7 @@ def test_tomosynthesis_pair_scrolls_together_by_relative_depth(qtbot, tmp_path):
         one = rcc.images.stored(5).max()
         QTest.keyClick(rcc.view, Qt.Key_S)
         assert rcc.slab == 2 and rcc.images.slab(5, 2, "mip").max() == one + 2
+        assert (lcc.slab, lcc.slab_mode) == (2, "mip") and rcc2d.slab == 0  # the pair alike; a 2D view has none
         assert "Slab MIP of 5 slices" in rcc.text.text("bottom-left")
         QTest.keyClick(rcc.view, Qt.Key_S, Qt.ShiftModifier)
         assert rcc.slab_mode == "average" and rcc.images.slab(5, 2, "average").max() == one

@@ -221,8 +221,8 @@ class StageController(QObject):
     def follow(self, leader) -> None:
         """The viewports of the leader's link group (a protocol's pair or quartet) take its
         window, its zoom relative to where the stage placed each, its pan, mirrored across
-        the centre line for the other breast, and its relative depth in a volume: the two
-        sides move as one."""
+        the centre line for the other breast, its relative depth in a volume and its slab:
+        the two sides move as one."""
         base = getattr(leader, "hang_base", None)
         if base is None or leader.zoom is None or not base[0]:
             return
@@ -243,12 +243,16 @@ class StageController(QObject):
             if leader.image_count() > 1 and vp.image_count() > 1:
                 depth = leader.index / (leader.image_count() - 1)
                 target = round(depth * (vp.image_count() - 1))
-            if (vp.zoom, vp.pan) == (zoom, pan) and not window_changed and target == vp.index:
+            slab_changed = vp.image_count() > 1 and leader.image_count() > 1 and \
+                (vp.slab, vp.slab_mode) != (leader.slab, leader.slab_mode)
+            if (vp.zoom, vp.pan) == (zoom, pan) and not window_changed and target == vp.index and not slab_changed:
                 continue
             vp.zoom, vp.pan = zoom, pan
+            if slab_changed:  # the pair's slabs alike
+                vp.slab, vp.slab_mode = leader.slab, leader.slab_mode
             if window_changed:
                 vp.window = leader.window
-            if window_changed or target != vp.index:
+            if window_changed or slab_changed or target != vp.index:
                 vp.show_image(target)
             else:
                 vp._refresh_view()
