@@ -12,6 +12,7 @@ it is and that Lightbox restores it. Lightbox stores what it receives packed as 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import cache
 
@@ -92,9 +93,13 @@ def payload(ds: Dataset) -> bytes | None:
     return data if data[128:132] == b"DICM" else None
 
 
+_CREATOR_BYTES = re.compile(re.escape(CREATOR.encode()))
+
+
 def may_be_packed(sop_class: str | None, raw) -> bool:
-    """Cheap look before parsing: a carrier class with our private creator in it."""
-    return sop_class in (BASIC_TEXT_SR, SECONDARY_CAPTURE) and CREATOR.encode() in bytes(raw)
+    """Cheap look before parsing: a carrier class with our private creator in it (searched
+    in place: a Secondary Capture's megabytes are not copied for it on the store path)."""
+    return sop_class in (BASIC_TEXT_SR, SECONDARY_CAPTURE) and _CREATOR_BYTES.search(raw) is not None
 
 
 def _read(data: bytes, stop_before_pixels: bool = False) -> Dataset:

@@ -20,14 +20,13 @@ from functools import cache
 
 from pydicom.dataset import Dataset
 
-CAD_SR = "1.2.840.10008.5.1.4.1.1.88.50"
 SINGLE_IMAGE_FINDING = "111059"
 RENDERING_INTENT = "111056"
 OUTLINE, CENTER = "111041", "111010"
-ALGORITHM_NAME, ALGORITHM_VERSION = "111001", "111003"
+ALGORITHM_NAME = "111001"
 OPERATING_POINT = "111071"
 SUMMARY = "111017"
-REQUIRED, OPTIONAL, NOT_FOR_PRESENTATION = "111150", "111151", "111152"
+REQUIRED, OPTIONAL = "111150", "111151"  # rendering intents; "Not for Presentation" is never drawn
 # CAD Processing and Findings Summary (CID 6047)
 _SUMMARY_WORDS = {"111241": "no findings", "111242": "findings", "111243": "CAD partly failed; findings",
                   "111244": "CAD partly failed; no findings", "111245": "CAD failed"}

@@ -53,10 +53,11 @@ class DisplaySet:
         return f"{text} {' '.join(self.modifiers)}" if self.modifiers else text
 
 
-def display_sets(headers: list[Dataset]) -> list[DisplaySet]:
+def display_sets(headers: list[Dataset], series_counts: dict[str, int] | None = None) -> list[DisplaySet]:
     """The display sets of one study's headers (one per header for mammography objects;
     one per series otherwise, tomosynthesis encoded as CT included). For Processing images
-    and CAD SRs are left out: they are not hung for reading."""
+    and CAD SRs are left out: they are not hung for reading. ``series_counts``: the images
+    of each series when only some headers were read (app.imaging.study_hanging)."""
     from app.imaging.breast_views import breast_view
     from app.imaging.mammo_objects import DBT_CT, recognise
     out: list[DisplaySet] = []
@@ -66,32 +67,34 @@ def display_sets(headers: list[Dataset]) -> list[DisplaySet]:
         if got.kind is not None and not got.hung:
             continue
         common = {"study_uid": str(ds.get("StudyInstanceUID", "")), "study_date": str(ds.get("StudyDate", "") or ""),
-                  "modality": str(ds.get("Modality", "") or ""), "series_number": _int(ds.get("SeriesNumber")),
+                  "modality": str(ds.get("Modality", "") or ""), "series_number": as_int(ds.get("SeriesNumber")),
                   "description": str(ds.get("SeriesDescription", "") or "")}
         if got.kind is not None and got.kind != DBT_CT:
             view = breast_view(ds)
             out.append(DisplaySet(str(ds.SOPInstanceUID), kind=got.kind, laterality=view.laterality,
                                   view=view.view.label, modifiers=view.modifiers,
-                                  instance_number=_int(ds.get("InstanceNumber")),
-                                  frames=_int(ds.get("NumberOfFrames")) or 1, problems=tuple(got.problems), **common))
+                                  instance_number=as_int(ds.get("InstanceNumber")),
+                                  frames=as_int(ds.get("NumberOfFrames")) or 1, problems=tuple(got.problems), **common))
             continue
         series = str(ds.get("SeriesInstanceUID", ""))
         if series in series_done:
             continue
         series_done.add(series)
         members = [h for h in headers if str(h.get("SeriesInstanceUID", "")) == series]
+        count = (series_counts or {}).get(series, len(members))
         if got.kind == DBT_CT:
             from app.imaging.mammo_objects import check_ct_volume
             view = breast_view(ds)
             out.append(DisplaySet(series, kind=DBT_CT, laterality=view.laterality, view=view.view.label,
-                                  modifiers=view.modifiers, frames=len(members),
+                                  modifiers=view.modifiers, frames=count,
                                   problems=tuple(got.problems + check_ct_volume(members)), **common))
         else:
-            out.append(DisplaySet(series, kind=None, frames=len(members), **common))
+            out.append(DisplaySet(series, kind=None, frames=count, **common))
     return out
 
 
-def _int(value) -> int:
+def as_int(value) -> int:
+    """An IS/US value as int, 0 when absent or not a number."""
     try:
         return int(float(str(value)))
     except (TypeError, ValueError):

@@ -35,21 +35,46 @@ class HungStudy:
         return [m for report in self.cad for m in report.marks if m.image == uid]
 
 
-def _study_headers(archive, study_uid: str) -> tuple[list[Dataset], dict[str, Path]]:
+@dataclass
+class _Study:
+    headers: list[Dataset]           # every header of a mammography series, the first of any other
+    paths: dict[str, Path]           # SOP Instance UID -> file, for the headers read
+    series: dict[str, list[Path]]    # Series Instance UID -> all its files, in instance order
+
+
+def _read_study(archive, study_uid: str) -> _Study:
+    """What the hanging needs of a study: the index lists its series and files; headers are
+    read only where they decide something (every image of a mammography or tomosynthesis
+    series, one per other series), so a 2000-slice CT costs a few reads, not 2000."""
     import pydicom
 
+    from app.imaging.mammo_objects import recognise
     from app.store.query import iter_matches
-    headers, paths = [], {}
+    by_series: dict[str, list[dict]] = {}
     for row in iter_matches(archive.engine, "instance", {"StudyInstanceUID": study_uid}, computed=frozenset()):
+        by_series.setdefault(row.get("SeriesInstanceUID") or "", []).append(row)
+    out = _Study([], {}, {})
+
+    def read(row) -> Dataset | None:
         path = Path(archive.files.absolute(row["path"]))
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # noqa: BLE001 - one unreadable file does not stop the hanging
             log.warning("cannot read %s for hanging: %s", path, exc)
+            return None
+        out.paths[str(ds.SOPInstanceUID)] = path
+        return ds
+
+    for series, rows in by_series.items():
+        rows.sort(key=lambda r: (hanging.as_int(r.get("InstanceNumber")), r.get("SOPInstanceUID") or ""))
+        out.series[series] = [Path(archive.files.absolute(r["path"])) for r in rows]
+        first = next((ds for ds in map(read, rows[:1]) if ds is not None), None)
+        if first is None:
             continue
-        headers.append(ds)
-        paths[str(ds.SOPInstanceUID)] = path
-    return headers, paths
+        out.headers.append(first)
+        if recognise(first).kind is not None:  # each image counts (views, one volume, CAD)
+            out.headers += [ds for ds in map(read, rows[1:]) if ds is not None]
+    return out
 
 
 def priors_of(archive, study_uid: str) -> list[str]:
@@ -69,31 +94,26 @@ def priors_of(archive, study_uid: str) -> list[str]:
 
 
 def hang_study(archive, study_uid: str, user_folder: Path | None = None) -> HungStudy:
-    headers, paths = _study_headers(archive, study_uid)
-    if not headers:
+    study = _read_study(archive, study_uid)
+    if not study.headers:
         raise HangError(f"there is no study {study_uid} in the local archive (see 'lightbox ls')")
-    all_headers = {str(h.SOPInstanceUID): h for h in headers}
-    current = hanging.display_sets(headers)
+    counts = {uid: len(files) for uid, files in study.series.items()}
+    current = hanging.display_sets(study.headers, counts)
+    paths, series = dict(study.paths), dict(study.series)
     priors = []
-    for prior in priors_of(archive, study_uid):
-        prior_headers, prior_paths = _study_headers(archive, prior)
-        paths.update(prior_paths)
-        all_headers.update({str(h.SOPInstanceUID): h for h in prior_headers})
-        priors.append(hanging.display_sets(prior_headers))
+    for prior_uid in priors_of(archive, study_uid):
+        prior = _read_study(archive, prior_uid)
+        paths.update(prior.paths)
+        series.update(prior.series)
+        priors.append(hanging.display_sets(prior.headers, {uid: len(f) for uid, f in prior.series.items()}))
     studies = hanging.Studies(current, priors)
     protocol = hanging.choose(hanging.load_protocols(user_folder), studies)
     if protocol is None:
         raise HangError("no hanging protocol matches this study")
-    files: dict[str, list[Path]] = {}
-    for sets in [current, *priors]:
-        for s in sets:
-            if s.uid in paths:
-                files[s.uid] = [paths[s.uid]]
-            else:  # a series: its files in instance order
-                members = [h for h in all_headers.values() if str(h.get("SeriesInstanceUID", "")) == s.uid]
-                members.sort(key=lambda h: (_int(h.get("InstanceNumber")), str(h.SOPInstanceUID)))
-                files[s.uid] = [paths[str(h.SOPInstanceUID)] for h in members]
-    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files, _cad_reports(headers))
+    # an image is drawn from its file, a series (a CT tomosynthesis volume too) from all of its
+    files = {s.uid: [paths[s.uid]] if s.uid in paths else series.get(s.uid, []) for sets in [current, *priors]
+             for s in sets}
+    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files, _cad_reports(study.headers))
 
 
 def _cad_reports(headers: list[Dataset]) -> list:
@@ -113,13 +133,6 @@ def _cad_reports(headers: list[Dataset]) -> list:
         report.marks = cad_marks.on_presentation_images(report.marks, presentation)
         out.append(report)
     return out
-
-
-def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def shown_image(files: list[Path]) -> tuple[Dataset, int]:

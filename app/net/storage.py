@@ -113,48 +113,59 @@ def _policy(node, sop_class: str) -> tuple[tuple[str, ...], frozenset[str]]:
     return node.send_syntaxes(sop_class) if node is not None else ((), frozenset())
 
 
-def to_send(instance: Instance, accepted: list, node=None) -> Dataset | None:
-    """What to hand pynetdicom for one C-STORE, given the contexts the peer accepted (for
-    C-GET, those where we are the storage SCU) and the node's transfer syntax preference for
-    the instance's class (§4.2.1.3.1.2; none: as stored, else uncompressed). The first
-    preferred syntax it accepted that we can give this instance wins: the stored one as its
-    stored bytes, an uncompressed one decompressed, a compressed one made by
-    app.dicom.compression when the instance meets its criteria (a lossy one only when nothing
-    lossless was accepted). Otherwise as stored (unless excluded), or decompressed; else as
-    stored, and the C-STORE fails and is counted. None: unreadable."""
+def send_plan(instance: Instance, accepted: list, node=None) -> tuple[tuple[str, ...], str]:
+    """How ``instance`` goes, decided without reading it (the node's transfer syntax
+    preference for its class, §4.2.1.3.1.2; none: as stored, else uncompressed): the
+    compressed syntaxes to try in order (made only when the instance meets their criteria;
+    a lossy one only when nothing lossless was accepted), then "stored" (its stored bytes)
+    or "uncompressed" (decompressed when the peer took an uncompressed syntax)."""
     from app.dicom import compression
     preferred, excluded = _policy(node, instance.sop_class)
     syntaxes = {cx.transfer_syntax[0] for cx in accepted if cx.abstract_syntax == instance.sop_class} - excluded
     ts = UID(instance.transfer_syntax)
     lossless_taken = any(s in UNCOMPRESSED or (UID(s).is_compressed and not compression.is_lossy(s))
                          for s in syntaxes)
-    ds, uncompressed = None, False
+    tries: list[str] = []
     for want in preferred:
         if want not in syntaxes:
             continue
         if want == ts and not ts.is_deflated:
-            return StoredInstance(instance)
+            return tuple(tries), "stored"
         if want in UNCOMPRESSED:
-            uncompressed = True  # decompressed below
-            break
+            return tuple(tries), "uncompressed"
         if want in compression.PRODUCIBLE and not (compression.is_lossy(want) and lossless_taken):
-            ds = ds or read_instance(instance)
-            if ds is None:
-                return None
-            if ds.file_meta.TransferSyntaxUID.is_compressed:
-                ds.decompress(generate_instance_uid=False)
-            if compression.eligible(ds, want):
-                try:
-                    return compression.compress(ds, want)
-                except Exception as exc:  # noqa: BLE001 - sent uncompressed instead; the log says why
-                    log.warning("could not compress %s to %s (%s): sending it uncompressed", instance.sop_instance,
-                                UID(want).name, exc)
-                    ds, uncompressed = read_instance(instance), True
-                    break
-    if ts in syntaxes and not ts.is_deflated and not uncompressed:
+            tries.append(want)
+    return tuple(tries), "stored" if ts in syntaxes and not ts.is_deflated else "uncompressed"
+
+
+def to_send(instance: Instance, accepted: list, node=None) -> Dataset | None:
+    """What to hand pynetdicom for one C-STORE, given the contexts the peer accepted (for
+    C-GET, those where we are the storage SCU), by ``send_plan``: the first compressed
+    syntax the instance meets the criteria of, made by app.dicom.compression; else as
+    stored, or decompressed; when nothing fits, as stored, and the C-STORE fails and is
+    counted. None: unreadable."""
+    from app.dicom import compression
+    tries, then = send_plan(instance, accepted, node)
+    ds = None
+    for want in tries:
+        ds = ds or read_instance(instance)
+        if ds is None:
+            return None
+        if ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.decompress(generate_instance_uid=False)
+        if compression.eligible(ds, want):
+            try:
+                return compression.compress(ds, want)
+            except Exception as exc:  # noqa: BLE001 - sent uncompressed instead; the log says why
+                log.warning("could not compress %s to %s (%s): sending it uncompressed", instance.sop_instance,
+                            UID(want).name, exc)
+                ds, then = read_instance(instance), "uncompressed"
+                break
+    if then == "stored":
         return StoredInstance(instance)
     ds = ds or read_instance(instance)
-    if ds is not None and ds.file_meta.TransferSyntaxUID.is_compressed and syntaxes & set(UNCOMPRESSED):
+    if ds is not None and ds.file_meta.TransferSyntaxUID.is_compressed and \
+            any(cx.transfer_syntax[0] in UNCOMPRESSED for cx in accepted if cx.abstract_syntax == instance.sop_class):
         ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
     return ds
 
@@ -263,8 +274,8 @@ class Sender:
         of the pixels is made on the way to the socket. (instance, None): pynetdicom's path (not
         as stored, an odd file); (instance, (failed, why)): unreadable."""
         from app.net.direct_messages import command_bytes, pdata_layout
-        if not isinstance(to_send(instance, self.assoc.accepted_contexts, self.node), StoredInstance):
-            return instance, None
+        if send_plan(instance, self.assoc.accepted_contexts, self.node) != ((), "stored"):
+            return instance, None  # compressed or decompressed: pynetdicom's path, made once there
         context = self._stored_contexts.get((instance.sop_class, instance.transfer_syntax))
         if context is None:
             return instance, None

@@ -94,9 +94,7 @@ def format_report(r: dict) -> str:
              f"  Lightbox  {r['lightbox']['mb_per_s']:7.1f} MB/s  (compression ratio {r['lightbox']['ratio']})",
              f"  gdcmconv  {r['gdcmconv']['mb_per_s']:7.1f} MB/s  (compression ratio {r['gdcmconv']['ratio']})",
              f"  Lightbox/gdcmconv speed {r['speed_ratio_lightbox_over_gdcm']}"]
-    if r["problems"]:
-        lines.append("  PROBLEMS: " + "; ".join(r["problems"]))
-    return "\n".join(lines)
+    return benchutil.report_text(lines, r["problems"])
 
 
 def main(argv: list[str] | None = None) -> int:

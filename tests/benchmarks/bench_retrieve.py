@@ -151,9 +151,7 @@ def format_report(r: dict) -> str:
              f"ratio {r['ratio_move_dcmtk_over_lightbox']}",
              f"  C-GET   lightbox retrieve {m['get_lightbox']:6.2f} s ({n / m['get_lightbox']:6.1f}/s)  "
              f"getscu {m['get_dcmtk']:6.2f} s ({n / m['get_dcmtk']:6.1f}/s)  ratio {r['ratio_get_dcmtk_over_lightbox']}"]
-    if r["problems"]:
-        lines.append("  PROBLEMS: " + "; ".join(r["problems"]))
-    return "\n".join(lines)
+    return benchutil.report_text(lines, r["problems"])
 
 
 def main(argv: list[str] | None = None) -> int:

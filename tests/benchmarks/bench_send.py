@@ -146,9 +146,7 @@ def format_report(r: dict) -> str:
              f"  (the job's transfer alone {r['lightbox_job_transfer_s']:.2f} s)",
              f"  ratio storescu/lightbox {r['ratio_storescu_over_lightbox']} (command to exit), "
              f"{r['ratio_transfer_only']} (transfer only)"]
-    if r["problems"]:
-        lines.append("  PROBLEMS: " + "; ".join(r["problems"]))
-    return "\n".join(lines)
+    return benchutil.report_text(lines, r["problems"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,11 @@ def prepare(size: str | None, sizes: dict, work: Path | None, prefix: str):
     return size, sizes.get(size, sizes["smoke"]), work
 
 
+def report_text(lines: list[str], problems: list[str]) -> str:
+    """A report's lines, and what went wrong in its runs (a run that lost images) last."""
+    return "\n".join(lines + (["  PROBLEMS: " + "; ".join(problems)] if problems else []))
+
+
 def main(run_benchmark, format_report, argv: list[str] | None = None) -> int:
     """``python bench_x.py [smoke|full]``: run, print the figures, BENCH_OUT=file for JSON."""
     argv = sys.argv[1:] if argv is None else argv

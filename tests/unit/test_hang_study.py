@@ -87,3 +87,26 @@ def test_hang_command_lists_stages_and_writes_the_png(screening, tmp_path):
     assert bad.returncode == 2 and "--stage 99 is out of range" in bad.stderr
     missing = lightbox(home, "hang", "--study", "1.2.3", check=False)
     assert missing.returncode == 2 and "no study 1.2.3" in missing.stderr
+
+
+def test_other_studies_cost_one_header_per_series(tmp_path, monkeypatch):
+    """A CT study is hung from the index: one header read per series, every file listed."""
+    import pydicom
+
+    from tests.peers.peerutil import ct_dataset, save
+    archive = Archive(tmp_path / "home")
+    try:
+        study = generate_uid()
+        for series in (generate_uid(), generate_uid()):
+            for i in range(5):
+                assert archive.ingest.store_file(save(ct_dataset(study, series, generate_uid(), i + 1, size=8),
+                                                      tmp_path / f"{series[-6:]}{i}.dcm")).ok
+        reads = []
+        real = pydicom.dcmread
+        monkeypatch.setattr(pydicom, "dcmread", lambda *a, **k: (reads.append(a[0]), real(*a, **k))[1])
+        hung = hang_study(archive, study)
+    finally:
+        archive.close()
+    assert hung.protocol.id == "generic" and len(reads) == 2
+    assert [s.frames for s in hung.studies.current] == [5, 5]
+    assert all(len(hung.files[s.uid]) == 5 for s in hung.studies.current)

@@ -153,19 +153,7 @@ class StageController(QObject):
 
     def _place(self, stage, viewports, opened) -> None:
         from app.imaging.stage_layout import place
-        headers, shapes = [], []
-        for item in opened:
-            if item is None:
-                headers.append(None)
-                shapes.append(None)
-                continue
-            images, middle = item
-            try:
-                headers.append(images.header(middle))
-                shapes.append(images.stored(middle).shape[:2])
-            except Exception:  # noqa: BLE001 - shown empty with the reason by the viewport
-                headers.append(None)
-                shapes.append(None)
+        headers, shapes = _headers_and_shapes(opened)
         rects = []
         for vp in viewports:
             w, h = vp._view_size()
@@ -279,20 +267,28 @@ class StageController(QObject):
         return path
 
 
+def _headers_and_shapes(opened) -> tuple[list, list]:
+    """Header and (rows, columns) of the image each viewport shows first; None for an empty
+    viewport or an image that cannot be read (the viewport says why)."""
+    headers, shapes = [], []
+    for item in opened:
+        try:
+            headers.append(item[0].header(item[1]) if item else None)
+            shapes.append(item[0].stored(item[1]).shape[:2] if item else None)
+        except Exception:  # noqa: BLE001
+            headers.append(None)
+            shapes.append(None)
+    return headers, shapes
+
+
 def _prepare_textures(stage, opened, rects, mm: float, pool) -> None:
     """Each image's texture as its viewport will ask for it (window, size reduction for the
     placement in ``rects``), made off the GUI thread; a viewport whose final size asks for
     another reduction makes its own."""
     from app.imaging import pixels, scene
     from app.imaging.stage_layout import place
-    headers, shapes = [], []
-    for item in opened:
-        try:
-            headers.append(item[0].header(item[1]) if item else None)
-            shapes.append(item[0].stored(item[1]).shape[:2] if item else None)
-        except Exception:  # noqa: BLE001 - the viewport shows why
-            headers.append(None)
-            shapes.append(None)
+    headers, shapes = _headers_and_shapes(opened)
+
     def prepare(args) -> None:
         item, header, p = args
         if item is None or header is None:
