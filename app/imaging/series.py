@@ -52,6 +52,33 @@ def _number(text):
         return None
 
 
+def native_layout(path: Path, header) -> tuple[int, np.dtype, tuple[int, ...]] | None:
+    """(offset of the pixel data in the file, dtype, one frame's shape) for uncompressed
+    little-endian unsigned grey pixels, whose frames can be read in place; None otherwise
+    (compressed, colour, 1-bit, signed: pydicom decodes those)."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    ts = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None)
+    bits = int(header.get("BitsAllocated", 0) or 0)
+    if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or bits not in (8, 16) \
+            or int(header.get("SamplesPerPixel", 1) or 1) != 1 or int(header.get("PixelRepresentation", 0) or 0):
+        return None
+    import struct
+
+    import pydicom
+    explicit = ts == ExplicitVRLittleEndian
+    try:
+        with open(path, "rb") as f:
+            pydicom.dcmread(f, stop_before_pixels=True)  # leaves the file at the Pixel Data tag
+            offset = f.tell()
+            head = f.read(12 if explicit else 8)
+    except Exception:  # noqa: BLE001 - the ordinary reading says what is wrong
+        return None
+    if len(head) < 8 or head[:4] != b"\xe0\x7f\x10\x00" or struct.unpack("<I", head[-4:])[0] == 0xFFFFFFFF:
+        return None
+    offset += len(head)
+    return offset, np.dtype("<u2" if bits == 16 else "u1"), (int(header.Rows), int(header.Columns))
+
+
 def archive_series(archive, series_uid: str) -> tuple[list[Path], list[int]]:
     """The files of a series of the archive in reading order (geometry, else Instance
     Number) and their frame counts — from the index, without opening a file."""
@@ -114,6 +141,7 @@ class SeriesImages:
         self._pending: dict[Entry, Future] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._datasets: OrderedDict[Path, object] = OrderedDict()  # a few whole files (multi-frame)
+        self._layouts: dict[Path, tuple | None] = {}  # uncompressed multi-frame: where the frames are
         self._frame_headers: dict = {}
         self._positions_key: tuple | None = None  # positions along one slice normal (nearest())
         self._positions: list[float | None] = []
@@ -196,6 +224,12 @@ class SeriesImages:
     # -- decoding ---------------------------------------------------------------------------
     def _decode(self, entry: Entry) -> np.ndarray:
         import pydicom
+        header = self.headers.get(entry.path)
+        if header is not None and int(header.get("NumberOfFrames", 1) or 1) > 1:
+            # multi-frame: uncompressed frames are read one by one
+            arr = self._native_frame(entry)
+            if arr is not None:
+                return arr
         ds = self._datasets.get(entry.path)
         if ds is None:
             ds = pydicom.dcmread(entry.path)
@@ -211,6 +245,22 @@ class SeriesImages:
             log.warning("%s frame %d: %s", entry.path, entry.frame, note)
             self._notes[entry] = note
         return arr
+
+    def _native_frame(self, entry: Entry) -> np.ndarray | None:
+        """One frame of an uncompressed multi-frame file, read from where it lies in the file:
+        a tomosynthesis volume is half a gigabyte, and the viewer shows its middle slice
+        first. None where the layout is not the simple one (the whole file is read then)."""
+        layout = self._layouts.get(entry.path, False)
+        if layout is False:
+            layout = self._layouts[entry.path] = native_layout(entry.path, self.headers[entry.path])
+        if layout is None:
+            return None
+        offset, dtype, shape = layout
+        count = int(np.prod(shape))
+        arr = np.fromfile(entry.path, dtype=dtype, count=count, offset=offset + entry.frame * count * dtype.itemsize)
+        if arr.size != count:
+            raise ImageError("the image data is incomplete (truncated)")
+        return arr.reshape(shape)
 
     def _store(self, entry: Entry, arr: np.ndarray) -> None:
         with self._lock:

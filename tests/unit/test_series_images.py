@@ -116,3 +116,31 @@ def test_truncated_compressed_image_is_shown_with_a_note(tmp_path):
     assert images.display(1).shape == (64, 64)
     assert "incomplete" in images.note(1) and images.note(0) == ""
     images.close()
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+def test_uncompressed_frames_are_read_in_place_and_equal_pydicoms(tmp_path, syntax):
+    """A tomosynthesis volume's frames come one by one from the file (no half-gigabyte read
+    for the middle slice), each equal to pydicom's; a truncated file says so for the frames
+    it lacks and shows the ones it has."""
+    from pydicom.uid import UID
+
+    from tests.mammo_samples import tomo_volume
+    ds = tomo_volume("R", "CC", frames=6)
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    path = tmp_path / "volume.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    full = pydicom.dcmread(path).pixel_array
+    images = SeriesImages([path])
+    assert [np.array_equal(images.stored(i), full[images.entries[i].frame]) for i in range(6)] == [True] * 6
+    assert images._layouts[path] is not None  # read in place, not through pydicom
+    images.close()
+    data = path.read_bytes()
+    frame = ds.Rows * ds.Columns * 2
+    path.write_bytes(data[:len(data) - frame - 10])  # the last frame and a bit of the one before lost
+    images = SeriesImages([path])
+    by_frame = {e.frame: i for i, e in enumerate(images.entries)}
+    assert np.array_equal(images.stored(by_frame[0]), full[0])
+    with pytest.raises(ImageError, match="incomplete"):
+        images.stored(by_frame[5])
+    images.close()
