@@ -497,8 +497,10 @@ def cmd_hang(args) -> int:
     try:
         try:
             size = render.parse_size(args.size)
+            if not args.local:
+                _fetch_priors(archive, args.study)
             hung = hang_study(archive, args.study, args.home / "hanging")
-            img = render_stage(hung, args.stage - 1, size) if args.out else None
+            img = render_stage(hung, args.stage - 1, size, args.cad or "") if args.out else None
         except (HangError, render.RenderError) as exc:
             raise CliError(str(exc)) from None
     finally:
@@ -521,6 +523,43 @@ def cmd_hang(args) -> int:
             print(f"{args.out}: {img.shape[1]}x{img.shape[0]}, stage {args.stage} of {len(hung.stages)} "
                   f"({hung.stages[args.stage - 1].name}) of '{hung.protocol.name}'")
     return 0
+
+
+def _fetch_priors(archive, study: str) -> None:
+    """The study's priors from the archive of hanging.priors_node, as the viewer fetches
+    them: a priors job run here. Its failure is said, and the study hangs with the priors
+    already here (a reading must not wait on an archive that is down)."""
+    from app.jobs import priors_job
+    from app.jobs.queue import DONE
+    from app.jobs.runners import make_job_queue
+    from app.store import nodes
+    from app.store.query import search
+    name = archive.settings["hanging.priors_node"]
+    rows = search(archive.engine, "study", {"StudyInstanceUID": study}) if name else []
+    if not rows:
+        return
+    node = nodes.get_node(archive.engine, name)
+    if node is None:
+        print(f"warning: hanging.priors_node '{name}' is not a configured remote node (lightbox nodes list); "
+              "hanging with the priors held here", file=sys.stderr)
+        return
+    method = archive.settings["hanging.priors_method"]
+    queue = make_job_queue(archive)
+    job_id = queue.submit(priors_job.KIND, priors_job.title(node.name, str(rows[0].get("PatientName") or "")),
+                          priors_job.params(node.name, study, archive.settings["hanging.priors_count"], method),
+                          group=priors_job.group(node.name))
+    _audit(archive.engine, "retrieve", f"priors of study {study} from {node.name} by {method}, job {job_id}")
+    try:
+        with _receiving(archive, needed=method == "move"):
+            job = _run_job_here(queue, job_id, f"priors from {node.name}")
+    except CliError as exc:
+        print(f"warning: {exc}; hanging with the priors held here", file=sys.stderr)
+        return
+    if job.status == DONE:
+        print(f"priors: {job.message}", file=sys.stderr)
+    else:
+        print(f"warning: the priors could not be fetched from {node.name}: {job.message}; hanging with the "
+              "priors held here", file=sys.stderr)
 
 
 # -- delete ------------------------------------------------------------------------------
@@ -754,6 +793,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stage", type=int, default=1, help="1-based stage of the protocol (default 1)")
     s.add_argument("--out", type=Path, help="PNG file to write (without it: list the protocol's stages)")
     s.add_argument("--size", metavar="WxH", default="1920x1080", help="image size (default 1920x1080)")
+    s.add_argument("--local", action="store_true",
+                   help="do not fetch priors from hanging.priors_node: hang with the studies held here")
+    s.add_argument("--cad", choices=["required", "all"],
+                   help="draw the study's CAD marks: those to be presented, or the optional ones too")
     s.add_argument("--json", action="store_true", help="the protocol and its stages as JSON")
     s.set_defaults(fn=cmd_hang)
 

@@ -75,6 +75,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("commit.per_instance", False, "one commitment request per instance instead of one per send"),
     Setting("commit.report_timeout", 600, "s to wait for the commitment report", 5, 86400),
     Setting("viewer.cache_mb", 1024, "memory for decoded images per open series in the viewer, MB", 64, 65536),
+    # hanging protocols: prior studies from the archive (issue 7)
+    Setting("hanging.priors_node", "", "remote node the viewer and 'lightbox hang' fetch a study's priors from "
+            "(empty = the local archive only)"),
+    Setting("hanging.priors_count", 2, "how many of the newest prior studies to fetch", 1, 20),
+    Setting("hanging.priors_method", "move", "how priors are retrieved: move (C-MOVE to us) | get (C-GET)",
+            choices=("move", "get")),
     # secure transport (spec §4.4.1.1, §7.1.2 — TLS 1.2/1.3 instead of TLS 1.0)
     Setting("tls.mode", "off", "off | also (TLS on tls.port besides plain) | only (secure only)",
             choices=("off", "also", "only")),

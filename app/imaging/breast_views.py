@@ -159,7 +159,7 @@ def _component(direction: str, axis: str) -> str | None:
     return None
 
 
-def _opposite(direction: str) -> str:
+def opposite_direction(direction: str) -> str:
     return "".join(_OPPOSITE.get(c, c) for c in direction)
 
 
@@ -176,9 +176,9 @@ def display_transform(ds: Dataset, bv: BreastView | None = None) -> tuple[int, b
         for flip in (False, True):
             right, down = stored
             if flip:
-                right = _opposite(right)
+                right = opposite_direction(right)
             for _ in range(rotation // 90):  # (right, down) -> (-down, right) per quarter turn
-                right, down = _opposite(down), right
+                right, down = opposite_direction(down), right
             if _component(right, _AXIS[target[0]]) == target[0] and \
                     _component(down, _AXIS[target[1]]) == target[1]:
                 return rotation, flip

@@ -102,6 +102,16 @@ def corner_text(ds, view: ViewState) -> dict[str, str]:
 _AXES = (("L", "R"), ("P", "A"), ("H", "F"))
 
 
+def wrap_lines(text: str, width: int) -> str:
+    """``text`` with each line longer than ``width`` characters broken at spaces: a small
+    viewport's corner text stays inside it instead of running under its neighbour's."""
+    import textwrap
+    out = []
+    for line in text.splitlines():
+        out += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return "\n".join(out)
+
+
 def direction_label(v, threshold: float = 0.25) -> str:
     """Letters of a patient-space direction, dominant first: (1, 0, 0) -> 'L'; an oblique
     direction gets two or three letters (e.g. 'LP')."""

@@ -59,7 +59,8 @@ def actors_for(m: Measurement, image_height: int) -> list:
 
 
 def graphic_actors(points: list[tuple[float, float]], image_height: int, color=COLOR, *, filled: bool = False,
-                   label: str = "", label_at: tuple[float, float] | None = None, width: float = 2) -> list:
+                   label: str = "", label_at: tuple[float, float] | None = None, width: float = 2,
+                   label_justify: str = "left") -> list:
     """A polyline through ``points`` ((column, row) image pixels; a filled polygon if
     ``filled``) and a text label at ``label_at``, as VTK actors over the image."""
     out: list = []
@@ -91,6 +92,8 @@ def graphic_actors(points: list[tuple[float, float]], image_height: int, color=C
         text.GetTextProperty().SetColor(*color)
         text.GetTextProperty().SetFontSize(14)
         text.GetTextProperty().ShadowOn()
+        if label_justify == "right":  # the text ends at its anchor
+            text.GetTextProperty().SetJustificationToRight()
         text.GetPositionCoordinate().SetCoordinateSystemToWorld()
         text.GetPositionCoordinate().SetValue(label_at[0], image_height - 1 - label_at[1], 0.5)
         out.append(text)
@@ -128,13 +131,30 @@ def annotation_actors(a, image_height: int) -> list:
     return graphic_actors(pts, image_height, a.color, filled=a.filled)
 
 
+CROSSHAIR_COLOR = (0.3, 1.0, 0.4)
+
+
+def crosshair_actors(point: tuple[float, float], shape: tuple[int, int]) -> list:
+    """A cross-hair through ``point`` (column, row) with a gap at its centre, so the spot it
+    marks stays visible; arms of a twelfth of the image's smaller side."""
+    x, y = point
+    arm = max(8.0, min(shape) / 12)
+    gap = arm / 4
+    out = []
+    for (x0, y0), (x1, y1) in (((x - arm, y), (x - gap, y)), ((x + gap, y), (x + arm, y)),
+                               ((x, y - arm), (x, y - gap)), ((x, y + gap), (x, y + arm))):
+        out += graphic_actors([(x0, y0), (x1, y1)], shape[0], CROSSHAIR_COLOR)
+    return out
+
+
 CAD_COLOR = (1.0, 0.35, 0.35)
 CAD_OPTIONAL_COLOR = (1.0, 0.75, 0.3)
 
 
-def cad_actors(mark, image_height: int) -> list:
+def cad_actors(mark, image_height: int, free_side: str = "right", rotation: int = 0, flip: bool = False) -> list:
     """A CAD mark (app.imaging.cad_marks.Mark) in its graphic type; MULTIPOINT as crosses;
-    its finding named beside it."""
+    its finding named beside it on the screen's ``free_side`` of the mark (away from the
+    chest wall and the other breast), given the view's ``rotation`` and ``flip``."""
     from types import SimpleNamespace
     color = CAD_OPTIONAL_COLOR if mark.optional else CAD_COLOR
     if not mark.points:
@@ -146,6 +166,10 @@ def cad_actors(mark, image_height: int) -> list:
     else:
         kind = mark.graphic if mark.graphic in ("POINT", "CIRCLE", "ELLIPSE") else "POLYLINE"
         out = annotation_actors(SimpleNamespace(kind=kind, points=mark.points, color=color, filled=False), image_height)
-    right = max(mark.points, key=lambda p: p[0])
+    # which way image columns run on screen: only a half turn or a flip reverses them
+    x_runs_right = {0: not flip, 180: flip}.get(rotation % 360, True)
+    toward = 1 if (free_side == "right") == x_runs_right else -1
+    edge = max(mark.points, key=lambda p: p[0] * toward)
     label = mark.meaning + (f" {mark.value}" if mark.value else "")
-    return out + graphic_actors([], image_height, color, label=label, label_at=(right[0] + 6, right[1]))
+    return out + graphic_actors([], image_height, color, label=label, label_at=(edge[0] + 6 * toward, edge[1]),
+                                label_justify="left" if free_side == "right" else "right")

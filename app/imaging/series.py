@@ -112,21 +112,23 @@ def archive_series_files(archive, series_uid: str) -> list[Path]:
 
 class SeriesImages:
     def __init__(self, files: list[Path], frames: list[int] | None = None, *, cache_mb: int = DEFAULT_CACHE_MB,
-                 workers: int = 2, geometry: list | None = None):
+                 workers: int = 2, geometry: list | None = None, headers: dict[Path, object] | None = None):
         """``frames``: the frame count of each file when the index knows it; headers are then
         read when an image is first shown, not all before the first one appears.
         ``geometry``: each file's (position, orientation) from the index, so that linked
-        scrolling finds the nearest slice without reading every header."""
+        scrolling finds the nearest slice without reading every header. ``headers``: those
+        the caller has read already (without pixel data), not read again."""
         import pydicom
         self.entries: list[Entry] = []
         self.headers: dict[Path, object] = {}
+        known = headers or {}
         for i, path in enumerate(files):
             if frames is not None and frames[i] <= 1:
                 self.entries.append(Entry(path, 0))
                 continue
             # a multi-frame file's header is read now: its frames are put in reading order
             try:
-                header = pydicom.dcmread(path, stop_before_pixels=True)
+                header = known.get(path) or pydicom.dcmread(path, stop_before_pixels=True)
             except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the series
                 log.warning("cannot read %s: %s", path, exc)
                 if frames is not None:

@@ -29,16 +29,29 @@ class HungStudy:
     # display set uid -> the files it is drawn from (one instance; a series' files in order)
     files: dict[str, list[Path]] = field(default_factory=dict)
     cad: list = field(default_factory=list)  # the current study's CAD reports (app.imaging.cad_marks)
+    headers: dict[Path, Dataset] = field(default_factory=dict)  # those read to hang it, by file
 
     def marks_on(self, uid: str) -> list:
         """The CAD marks drawn on image ``uid``."""
         return [m for report in self.cad for m in report.marks if m.image == uid]
+
+    def cad_text(self) -> str:
+        """The CAD section of the image text (Table 8-14): what each CAD said and who it was."""
+        parts = []
+        for r in self.cad:
+            words = r.summary or "summary not given"
+            if r.failed:
+                words = f"⚠ {words}"
+            parts.append(f"CAD: {words} ({r.manufacturer} {r.software}, {len(r.marks)} mark"
+                         f"{'s' if len(r.marks) != 1 else ''})")
+        return "\n".join(parts)
 
 
 @dataclass
 class _Study:
     headers: list[Dataset]           # every header of a mammography series, the first of any other
     paths: dict[str, Path]           # SOP Instance UID -> file, for the headers read
+    by_path: dict[Path, Dataset]     # file -> its header, for the headers read
     series: dict[str, list[Path]]    # Series Instance UID -> all its files, in instance order
 
 
@@ -53,7 +66,7 @@ def _read_study(archive, study_uid: str) -> _Study:
     by_series: dict[str, list[dict]] = {}
     for row in iter_matches(archive.engine, "instance", {"StudyInstanceUID": study_uid}, computed=frozenset()):
         by_series.setdefault(row.get("SeriesInstanceUID") or "", []).append(row)
-    out = _Study([], {}, {})
+    out = _Study([], {}, {}, {})
 
     def read(row) -> Dataset | None:
         path = Path(archive.files.absolute(row["path"]))
@@ -63,6 +76,7 @@ def _read_study(archive, study_uid: str) -> _Study:
             log.warning("cannot read %s for hanging: %s", path, exc)
             return None
         out.paths[str(ds.SOPInstanceUID)] = path
+        out.by_path[path] = ds
         return ds
 
     for series, rows in by_series.items():
@@ -99,12 +113,13 @@ def hang_study(archive, study_uid: str, user_folder: Path | None = None) -> Hung
         raise HangError(f"there is no study {study_uid} in the local archive (see 'lightbox ls')")
     counts = {uid: len(files) for uid, files in study.series.items()}
     current = hanging.display_sets(study.headers, counts)
-    paths, series = dict(study.paths), dict(study.series)
+    paths, series, by_path = dict(study.paths), dict(study.series), dict(study.by_path)
     priors = []
     for prior_uid in priors_of(archive, study_uid):
         prior = _read_study(archive, prior_uid)
         paths.update(prior.paths)
         series.update(prior.series)
+        by_path.update(prior.by_path)
         priors.append(hanging.display_sets(prior.headers, {uid: len(f) for uid, f in prior.series.items()}))
     studies = hanging.Studies(current, priors)
     protocol = hanging.choose(hanging.load_protocols(user_folder), studies)
@@ -113,7 +128,7 @@ def hang_study(archive, study_uid: str, user_folder: Path | None = None) -> Hung
     # an image is drawn from its file, a series (a CT tomosynthesis volume too) from all of its
     files = {s.uid: [paths[s.uid]] if s.uid in paths else series.get(s.uid, []) for sets in [current, *priors]
              for s in sets}
-    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files, _cad_reports(study.headers))
+    return HungStudy(protocol, hanging.hang(protocol, studies), studies, files, _cad_reports(study.headers), by_path)
 
 
 def _cad_reports(headers: list[Dataset]) -> list:
@@ -135,17 +150,21 @@ def _cad_reports(headers: list[Dataset]) -> list:
     return out
 
 
-def shown_image(files: list[Path]) -> tuple[Dataset, int]:
-    """The dataset and frame a viewport shows first: the middle slice of a volume or series."""
-    import pydicom
-    path = files[len(files) // 2]
-    ds = pydicom.dcmread(path)
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    return ds, frames // 2
+def shown_image(files: list[Path]) -> tuple[Dataset, np.ndarray]:
+    """The header and stored values of the image a viewport shows first: the middle one of
+    a volume or series in reading order, as the viewer opens it (app.imaging.series)."""
+    from app.imaging.series import SeriesImages
+    images = SeriesImages(files, workers=1)
+    try:
+        middle = len(images) // 2
+        return images.header(middle), images.stored(middle)
+    finally:
+        images.close()
 
 
-def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np.ndarray:
-    """uint8 RGB (H, W, 3) of one stage, drawn by VTK offscreen as the viewer draws it."""
+def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int], cad: str = "") -> np.ndarray:
+    """uint8 RGB (H, W, 3) of one stage, drawn by VTK offscreen as the viewer draws it;
+    ``cad``: "required" draws the CAD marks to be presented, "all" the optional ones too."""
     from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow
 
     from app.imaging import pixels
@@ -155,7 +174,8 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
         raise HangError(f"--stage {stage_index + 1} is out of range: protocol '{hung.protocol.name}' has "
                         f"{len(hung.stages)} stage(s) for this study")
     stage = hung.stages[stage_index]
-    shown: list[tuple[Dataset, int] | None] = []
+    from app.imaging.overlays import cad_actors
+    shown: list[Dataset | None] = []
     images: list[np.ndarray | None] = []
     for hv in stage.viewports:
         if hv.display_set is None:
@@ -163,14 +183,14 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
             images.append(None)
             continue
         try:
-            ds, frame = shown_image(hung.files[hv.display_set.uid])
-            images.append(pixels.render(ds, frame))
-            shown.append((ds, frame))
+            header, stored = shown_image(hung.files[hv.display_set.uid])
+            images.append(pixels.display(header, stored))
+            shown.append(header)
         except Exception as exc:  # noqa: BLE001 - an undecodable image leaves its viewport empty
             log.warning("cannot draw %s: %s", hv.display_set.label, exc)
             shown.append(None)
             images.append(None)
-    placements = place(stage, [s[0] if s else None for s in shown],
+    placements = place(stage, shown,
                        [img.shape[:2] if img is not None else None for img in images],
                        grid(stage.rows, stage.columns, size))
     window = vtkRenderWindow()
@@ -188,6 +208,10 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
         if img is None:
             continue
         renderer.AddActor(image_actor(img))
+        marks = [m for m in hung.marks_on(hv.display_set.uid) if not m.optional or cad == "all"] if cad else []
+        for mark in marks:
+            for actor in cad_actors(mark, img.shape[0], "right" if p.pinned == "left" else "left", p.rotation, p.flip):
+                renderer.AddViewProp(actor)
         fit_camera(renderer, img.shape, (w, h), p.zoom, p.rotation, p.flip, p.pan)
         text = ImageText(font_size=13)
         text.add_to(renderer)
@@ -195,8 +219,13 @@ def render_stage(hung: HungStudy, stage_index: int, size: tuple[int, int]) -> np
         label = f"{s.label}  {_date(s.study_date)}"
         outer = "top-left" if p.pinned != "left" else "top-right"
         corners = {outer: label}
+        bottom = []
         if s.problems:
-            corners["bottom-left" if p.pinned != "left" else "bottom-right"] = "⚠ " + "\n".join(s.problems[:2])
+            bottom.append("⚠ " + "\n".join(s.problems[:2]))
+        if cad and hung.cad:
+            bottom.append(hung.cad_text())
+        if bottom:
+            corners["bottom-left" if p.pinned != "left" else "bottom-right"] = "\n".join(bottom)
         text.set(corners, None)
         keep.append(text)  # the text actors live as long as the window draws them
     return read_back(window)

@@ -24,15 +24,21 @@ def params(node_name: str, study: str, series: str | None = None, method: str = 
     return {"node": node_name, "study": study, "series": series, "method": method}
 
 
+def configured_node(archive, name: str, otherwise: str = "and retry"):
+    """The remote node ``name``; JobError saying what to do when it is gone."""
+    from app.store import nodes
+    node = nodes.get_node(archive.engine, name)
+    if node is None:
+        raise JobError(f"The remote node '{name}' is no longer configured. Add it again in the settings "
+                       f"(Remote nodes) {otherwise}.")
+    return node
+
+
 def runner(archive):
     def run(ctx: JobContext) -> str:
         from app.net.query_retrieve import QueryFailed, retrieve_remote
-        from app.store import nodes
         p = ctx.job.params
-        node = nodes.get_node(archive.engine, p["node"])
-        if node is None:
-            raise JobError(f"The remote node '{p['node']}' is no longer configured. Add it again in the settings "
-                           "(Remote nodes) and retry.")
+        node = configured_node(archive, p["node"])
         ctx.progress(0, 0, f"asking {node.aet} for the images")
 
         def on_progress(progress) -> None:

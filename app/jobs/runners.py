@@ -3,7 +3,7 @@ GUI's queue and the headless node's."""
 
 from __future__ import annotations
 
-from app.jobs import commit_job, import_job, retrieve_job, send_job
+from app.jobs import commit_job, import_job, priors_job, retrieve_job, send_job
 from app.jobs.queue import JobQueue
 
 
@@ -12,5 +12,6 @@ def make_job_queue(archive) -> JobQueue:
         import_job.KIND: import_job.runner(archive.ingest),
         send_job.KIND: send_job.runner(archive),
         retrieve_job.KIND: retrieve_job.runner(archive),
+        priors_job.KIND: priors_job.runner(archive),
         commit_job.KIND: commit_job.runner(archive),
     })

@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
     # -- study actions --------------------------------------------------------------------
     def open_studies(self, rows: list[dict]) -> None:
         from app.ui.viewer.window import ViewerWindow
-        viewer = ViewerWindow(self.archive, rows)
+        viewer = ViewerWindow(self.archive, rows, jobs=self.jobs, job_updates=self.bridge.jobUpdated, actor=self.actor)
         self.viewers = [v for v in getattr(self, "viewers", []) if v.isVisible()] + [viewer]
         viewer.show()
 

@@ -135,25 +135,33 @@ def test_screening_hangs_mirrored_and_steps_through_stages(qtbot, archive):
     viewer.close()
 
 
+def _tomosynthesis_viewer(qtbot, archive, tmp_path, frames: dict[str, int], size: tuple[int, int]):
+    """A tomosynthesis study of the four views (``frames`` slices per side) with their
+    synthesized 2D views (one frame of reference with the volume) in a viewer, its first
+    stage shown."""
+    from tests.mammo_samples import tomo_volume
+    study = generate_uid()
+    for lat, view in FOUR:
+        volume = tomo_volume(lat, view, study=study, frames=frames[lat], size=size)
+        synthesized = tomo_volume(lat, view, study=study, generated_2d=True, size=size,
+                                  frame_of_reference=volume.FrameOfReferenceUID)
+        for ds in (volume, synthesized):
+            assert archive.ingest.store_file(save(ds, tmp_path / f"{lat}{view}{ds.NumberOfFrames}.dcm")).ok
+    viewer = ViewerWindow(archive, search(archive.engine, "study", {}))
+    viewer.show()
+    qtbot.waitExposed(viewer)
+    with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
+        pass
+    return viewer
+
+
 def test_tomosynthesis_pair_scrolls_together_by_relative_depth(qtbot, tmp_path):
     """The DBT protocol hangs the CC tomosynthesis pair over its 2D views; scrolling one volume
     takes the other to the same relative depth (volumes of different slice counts), the slice
     text gives n/N and the depth in mm."""
-    from tests.mammo_samples import tomo_volume
     a = Archive(tmp_path / "home")
     try:
-        study = generate_uid()
-        frames = {"R": 11, "L": 21}
-        for lat, view in FOUR:
-            n = frames[lat]
-            for ds in (tomo_volume(lat, view, study=study, frames=n, size=(120, 96)),
-                       tomo_volume(lat, view, study=study, generated_2d=True, size=(120, 96))):
-                assert a.ingest.store_file(save(ds, tmp_path / f"{lat}{view}{ds.NumberOfFrames}.dcm")).ok
-        viewer = ViewerWindow(a, search(a.engine, "study", {}))
-        viewer.show()
-        qtbot.waitExposed(viewer)
-        with qtbot.waitSignal(viewer.stages.stageShown, timeout=20000):
-            pass
+        viewer = _tomosynthesis_viewer(qtbot, a, tmp_path, {"R": 11, "L": 21}, (120, 96))
         assert viewer.stages.hung.protocol.id == "mg-tomosynthesis"
         rcc, lcc, rcc2d, lcc2d = viewer.visible_viewports()
         assert (rcc.image_count(), lcc.image_count(), rcc2d.image_count()) == (11, 21, 1)
@@ -168,18 +176,101 @@ def test_tomosynthesis_pair_scrolls_together_by_relative_depth(qtbot, tmp_path):
         assert lcc.index == 0
         assert rcc.text.text("bottom-left").splitlines()[1].startswith("Slice 1/11")
         assert "mm" in rcc.text.text("bottom-left").splitlines()[1]
-        # a slab: 5 slices' maximum (the synthetic slices brighten by one per slice), then mean
+        # a slab: 5 slices' maximum, then their mean, each over the slices either side
         rcc.show_image(5)
-        one = rcc.images.stored(5).max()
+        five = np.stack([rcc.images.stored(i) for i in range(3, 8)])
         QTest.keyClick(rcc.view, Qt.Key_S)
-        assert rcc.slab == 2 and rcc.images.slab(5, 2, "mip").max() == one + 2
+        assert rcc.slab == 2 and np.array_equal(rcc.images.slab(5, 2, "mip"), five.max(axis=0))
         assert (lcc.slab, lcc.slab_mode) == (2, "mip") and rcc2d.slab == 0  # the pair alike; a 2D view has none
         assert "Slab MIP of 5 slices" in rcc.text.text("bottom-left")
         QTest.keyClick(rcc.view, Qt.Key_S, Qt.ShiftModifier)
-        assert rcc.slab_mode == "average" and rcc.images.slab(5, 2, "average").max() == one
+        assert rcc.slab_mode == "average"
+        assert np.array_equal(rcc.images.slab(5, 2, "average"), np.rint(five.mean(axis=0)).astype(five.dtype))
         assert "Slab mean of 5 slices" in rcc.text.text("bottom-left")
         qtbot.wait(100)
         screen_shot(viewer, "hanging_tomosynthesis.png")
         viewer.close()
     finally:
+        a.close()
+
+
+def test_click_on_the_synthesized_view_puts_a_crosshair_on_the_tomosynthesis_slices(qtbot, tmp_path):
+    """A click on the synthesized RCC marks the same spot on the RCC volume (one acquisition:
+    one frame of reference and grid) and takes the volume to the slice where that spot is
+    in focus; the other breast's views are left alone; Escape takes the cross-hairs away."""
+    from PySide6.QtCore import QPoint
+
+    from tests.mammo_samples import lesions
+    a = Archive(tmp_path / "home")
+    try:
+        size, n = (160, 128), 15
+        viewer = _tomosynthesis_viewer(qtbot, a, tmp_path, {"R": n, "L": n}, size)
+        rcc, lcc, rcc2d, lcc2d = viewer.visible_viewports()
+        # a lesion away from the middle slice, so the jump is seen
+        row, col, depth = max(lesions(size, n), key=lambda lesion: abs(lesion[2] - n // 2))
+        assert depth != rcc.index
+        x, y = rcc2d.widget_point(col, row)
+        QTest.mouseClick(rcc2d.view, Qt.LeftButton, Qt.NoModifier, QPoint(round(x), round(y)))
+        assert rcc2d.crosshair == pytest.approx((col, row), abs=1.0)
+        assert rcc.crosshair == pytest.approx((col, row), abs=1.0)
+        assert lcc.crosshair is None and lcc2d.crosshair is None
+        qtbot.waitUntil(lambda: rcc.index == depth, timeout=10000)
+        qtbot.wait(100)
+        img = rcc.snapshot(with_text=False)
+        green = (img[..., 1] > 200) & (img[..., 0] < 150) & (img[..., 2] < 150)
+        assert green.sum() > 10  # the cross-hair is drawn
+        screen_shot(viewer, "hanging_tomosynthesis_crosshair.png")
+        QTest.keyClick(rcc2d.view, Qt.Key_Escape)
+        assert rcc.crosshair is None and rcc2d.crosshair is None
+        viewer.close()
+    finally:
+        a.close()
+
+
+def test_priors_are_fetched_from_the_archive_and_hung(qtbot, tmp_path):
+    """With hanging.priors_node set, the viewer hangs the study with what is here, fetches
+    the patient's prior from the archive (Orthanc) as a job, and hangs again with it: the
+    overview of current and prior comes first."""
+    from app.jobs.runners import make_job_queue
+    from app.store import nodes
+    from app.store.nodes import RemoteNode
+    from app.ui.bridge import CoreBridge
+    from tests.peers.peerutil import OrthancPacs
+    a = Archive(tmp_path / "home")
+    orthanc = OrthancPacs(tmp_path, a.settings["node.aet"], 1)  # C-GET: no destination needed
+    queue = make_job_queue(a)
+    bridge = CoreBridge()
+    try:
+        current, prior = generate_uid(), generate_uid()
+        remote = []
+        for study, date in ((current, "20260310"), (prior, "20240302")):
+            for lat, view in FOUR:
+                path = save(mammogram(lat, view, study=study, date=date, size=(160, 128)), tmp_path / f"{date}{lat}{view}.dcm")
+                if study == current:
+                    assert a.ingest.store_file(path).ok
+                else:
+                    remote.append(path)
+        orthanc.store(remote)
+        nodes.add_node(a.engine, RemoteNode("PACS", "ORTHANC", "127.0.0.1", orthanc.dicom_port, ("find", "get")))
+        a.settings.set("hanging.priors_node", "PACS")
+        a.settings.set("hanging.priors_method", "get")
+        queue.start()
+        viewer = ViewerWindow(a, search(a.engine, "study", {"StudyInstanceUID": current}), jobs=queue,
+                              job_updates=bridge.jobUpdated, actor="test")
+        viewer.show()
+        qtbot.waitExposed(viewer)
+        qtbot.waitUntil(lambda: viewer.stages.current_stage() is not None, timeout=20000)
+        assert viewer.stages.current_stage().name == "Current 4-up"
+        qtbot.waitUntil(lambda: viewer.stages.current_stage().name.startswith("Overview"), timeout=60000)
+        qtbot.waitUntil(lambda: sum(vp.images is not None for vp in viewer.visible_viewports()) == 8, timeout=20000)
+        dates = {hv.display_set.study_date for hv in viewer.stages.current_stage().viewports}
+        assert dates == {"20260310", "20240302"}
+        assert "Priors: 1 prior study (20240302), 4 instance(s)" in viewer.stages.priors_label.text()
+        assert len(search(a.engine, "instance", {"StudyInstanceUID": prior})) == 4
+        screen_shot(viewer, "hanging_priors_fetched.png")
+        viewer.close()
+    finally:
+        queue.stop()
+        bridge.close()
+        orthanc.stop()
         a.close()

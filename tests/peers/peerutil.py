@@ -362,3 +362,27 @@ def enhanced_mr(path, frames=3):
     ds.PixelData = (np.arange(frames * 256, dtype=np.uint16).reshape(frames, 16, 16) % 4096).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+class OrthancPacs:
+    """Orthanc as the PACS on 127.0.0.1 (../shared/peers/peers/qr_scp.sh), knowing the
+    workstation ``our_aet`` at ``our_port`` as a C-MOVE destination; ``store(paths)``
+    fills it with storescu."""
+
+    SCRIPT = ROOT.parent / "shared" / "peers" / "peers" / "qr_scp.sh"
+
+    def __init__(self, work: Path, our_aet: str, our_port: int):
+        from conftest import free_port
+        self.work, self.dicom_port, self.http_port = work, free_port(), free_port()
+        env = dict(os.environ, WS_AET=our_aet, WS_HOST="127.0.0.1", WS_PORT=str(our_port))
+        run = subprocess.run(["bash", str(self.SCRIPT), str(self.dicom_port), str(work / "orthanc"),
+                              str(self.http_port)], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+
+    def store(self, paths) -> None:
+        out = run_tool("storescu", "-aet", "TEST", "-aec", "ORTHANC", "127.0.0.1", str(self.dicom_port),
+                       *map(str, paths))
+        assert out.returncode == 0, out.stdout
+
+    def stop(self) -> None:
+        subprocess.run(["bash", str(self.SCRIPT), "stop", str(self.work / "orthanc")], capture_output=True, timeout=60)

@@ -110,3 +110,45 @@ def test_other_studies_cost_one_header_per_series(tmp_path, monkeypatch):
     assert hung.protocol.id == "generic" and len(reads) == 2
     assert [s.frames for s in hung.studies.current] == [5, 5]
     assert all(len(hung.files[s.uid]) == 5 for s in hung.studies.current)
+
+
+def test_hang_draws_the_cad_marks_on_request(tmp_path):
+    """'lightbox hang --cad required' draws the marks to be presented on their image and the
+    CAD section of the text; without --cad, none; 'all' adds the optional ones."""
+    from tests.mammo_samples import cad_report, finding
+    files = tmp_path / "files"
+    files.mkdir()
+    study = generate_uid()
+    shown = {}
+    for lat, view in FOUR:
+        ds = mammogram(lat, view, study=study, size=(200, 160))
+        shown[lat + view] = str(ds.SOPInstanceUID)
+        ds.save_as(files / f"{lat}{view}.dcm", enforce_file_format=True)
+    box = [30.0, 60.0, 110.0, 60.0, 110.0, 140.0, 30.0, 140.0, 30.0, 60.0]
+    report = cad_report(study, [
+        finding("F-01775", "SRT", "Calcification Cluster", image=shown["RCC"], points=box),
+        finding("F-01796", "SRT", "Mammography breast density", image=shown["LCC"], intent="111151", points=box)])
+    report.save_as(files / "cad.dcm", enforce_file_format=True)
+    home = tmp_path / "home"
+    lightbox(home, "import", str(files))
+    archive = Archive(home)
+    try:
+        hung = hang_study(archive, study)
+        index = next(i for i, s in enumerate(hung.stages) if s.name == "Current 4-up")
+        size = (800, 600)
+        plain, required, every = (render_stage(hung, index, size, cad) for cad in ("", "required", "all"))
+    finally:
+        archive.close()
+    rects = dict(zip([hv.display_set.label for hv in hung.stages[index].viewports],
+                     stage_layout.grid(2, 2, size)))
+
+    def reddish(img, label):  # CAD marks are red (required) or orange (optional); the text is left out
+        x, y, w, h = rects[label]
+        part = img[y + 20:y + h - 40, x:x + w].astype(int)
+        return int(((part[..., 0] > 200) & (part[..., 2] < 140) & (part[..., 0] - part[..., 2] > 100)).sum())
+    assert reddish(plain, "RCC") == 0 and reddish(plain, "LCC") == 0
+    assert reddish(required, "RCC") > 50 and reddish(required, "LCC") == 0
+    assert reddish(every, "LCC") > 50
+    r = lightbox(home, "hang", "--study", study, "--stage", str(index + 1), "--cad", "all",
+                 "--out", str(tmp_path / "cad.png"), "--size", "800x600")
+    assert (tmp_path / "cad.png").stat().st_size > 1000 and r.returncode == 0

@@ -13,13 +13,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import shiboken6
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QInputDialog, QLabel
 
 from app.imaging import hanging
 from app.imaging.stage_layout import grid
-from app.imaging.series import SeriesImages
+from app.imaging.series import ImageError, SeriesImages
 from app.ui.background import run_in_background
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,8 @@ class StageController(QObject):
         self.shown_at: float | None = None  # monotonic time the last stage was painted
         self._generation = 0
         self.cad_shown = ""  # CAD marks: "" hidden, "required", "all"
+        self.priors_job: int | None = None  # the job fetching the study's priors from the archive
+        self.study_uid: str | None = None
         window.addToolBarBreak()  # a row of its own: the tools' row is full on a 1400 px window
         bar = window.addToolBar("Stages")
         bar.setObjectName("stages")
@@ -46,9 +48,11 @@ class StageController(QObject):
         self.box.setToolTip("Stages of the hanging protocol (Space: next, Shift+Space: previous)")
         self.box.activated.connect(self.show_stage)
         bar.addWidget(self.box)
+        self.priors_label = QLabel("")  # what fetching the priors from the archive gave
         save = QAction("Save layout as protocol…", window, triggered=self.save_layout)
         save.setToolTip("Keep this stage's layout as a hanging protocol of your own")
         bar.addAction(save)
+        bar.addWidget(self.priors_label)
 
     @property
     def active(self) -> bool:
@@ -60,7 +64,77 @@ class StageController(QObject):
         from app.imaging.study_hanging import hang_study
         archive = self.window.archive
         user_folder = archive.home / "hanging"
+        self.study_uid = study_uid
         run_in_background(lambda: hang_study(archive, study_uid, user_folder), self._hung)
+        self._fetch_priors(study_uid)
+
+    def _fetch_priors(self, study_uid: str) -> None:
+        """The study's priors from the archive (hanging.priors_node) as a job of the jobs
+        panel; the study hangs at once with what is here, and again when they arrive."""
+        window = self.window
+        archive = window.archive
+        name = archive.settings["hanging.priors_node"]
+        jobs, updates = getattr(window, "jobs", None), getattr(window, "job_updates", None)
+        if not name or jobs is None or updates is None:
+            return
+        from app.jobs import priors_job
+        count, method = archive.settings["hanging.priors_count"], archive.settings["hanging.priors_method"]
+        actor = getattr(window, "actor", None)
+
+        def submit() -> int:
+            from app.store import audit, nodes
+            from app.store.query import search
+            if nodes.get_node(archive.engine, name) is None:
+                raise ValueError(f"hanging.priors_node '{name}' is not a configured remote node: set it in the "
+                                 "settings to one of the remote nodes")
+            rows = search(archive.engine, "study", {"StudyInstanceUID": study_uid})
+            patient = str(rows[0].get("PatientName") or "") if rows else ""
+            job_id = jobs.submit(priors_job.KIND, priors_job.title(name, patient.replace("^", " ").strip()),
+                                 priors_job.params(name, study_uid, count, method), owner=actor,
+                                 group=priors_job.group(name))
+            audit.log(archive.engine, actor or "workstation", "retrieve",
+                      f"priors from {name} by {method}, job {job_id}", study_uid=study_uid)
+            return job_id
+
+        def submitted(job_id, error) -> None:
+            if window._closing:
+                return
+            if error is not None:
+                self.priors_label.setText(f" ⚠ The priors cannot be fetched: {error}")
+                return
+            self.priors_job = job_id
+            self.priors_label.setText(f" Fetching prior studies from {name} (see the jobs panel)…")
+        updates.connect(self._job_updated)
+        run_in_background(submit, submitted)
+
+    def _job_updated(self, job: dict) -> None:
+        from app.jobs import priors_job
+        from app.jobs.queue import DONE, FAILED
+        # by what it fetches, not its id: it may end before its id is back from the database
+        if job.get("kind") != priors_job.KIND or (job.get("params") or {}).get("study") != self.study_uid \
+                or getattr(self.window, "_closing", True):
+            return
+        if job["status"] == FAILED:
+            self.priors_label.setText(" ⚠ Priors not fetched: showing those held here")
+            self.priors_label.setToolTip(job["message"])
+        elif job["status"] == DONE:
+            self.priors_label.setText(f" Priors: {job['message']}")
+            if job.get("done"):  # something arrived: hang again, with it
+                from app.imaging.study_hanging import hang_study
+                archive, study = self.window.archive, self.study_uid
+                run_in_background(lambda: hang_study(archive, study, archive.home / "hanging"), self._rehung)
+
+    def _rehung(self, hung, error) -> None:
+        """The study hung again once its priors arrived: the reader stays on the stage they
+        are on (by name), or, on the first stage still, sees the new first one."""
+        if error is not None or getattr(self.window, "_closing", False) or not shiboken6.isValid(self.box):
+            return
+        stage = self.current_stage()
+        self._take(hung)
+        names = [st.name for st in hung.stages]
+        keep = self.index > 0 and stage is not None and stage.name in names
+        if hung.stages:
+            self.show_stage(names.index(stage.name) if keep else 0)
 
     def _hung(self, hung, error) -> None:
         if getattr(self.window, "_closing", False) or not shiboken6.isValid(self.box):
@@ -70,11 +144,7 @@ class StageController(QObject):
             self.protocol_label.setText(" Protocol: — ")
             self._series_in_order()
             return
-        self.hung = hung
-        self.protocol_label.setText(f" Protocol: {hung.protocol.name} ")
-        self.box.clear()
-        for i, stage in enumerate(hung.stages):
-            self.box.addItem(f"{i + 1}. {stage.name}")
+        self._take(hung)
         problems = sorted({p for sets in [hung.studies.current] for s in sets for p in s.problems})
         if problems:
             self.window.status.setText("⚠ " + "; ".join(problems[:3]))
@@ -82,6 +152,13 @@ class StageController(QObject):
             self.show_stage(0)
         else:
             self._series_in_order()
+
+    def _take(self, hung) -> None:
+        self.hung = hung
+        self.protocol_label.setText(f" Protocol: {hung.protocol.name} ")
+        self.box.clear()
+        for i, stage in enumerate(hung.stages):
+            self.box.addItem(f"{i + 1}. {stage.name}")
 
     def _series_in_order(self) -> None:
         """No protocol of its own for this study: the viewer's plain hanging, series in order."""
@@ -110,24 +187,21 @@ class StageController(QObject):
         approx = grid(stage.rows, stage.columns, (host.width(), host.height()))  # the widgets settle later
         mm = 1.0 / window.viewports[0]._screen_pixels_per_mm() if window.viewports else 25.4 / 96
         viewports: list = []  # filled below, once the grid is laid out
+        known = self.hung.headers
 
         def open_one(paths):
             if not paths:
                 return None
-            images = SeriesImages(list(paths), cache_mb=cache_mb)
-            middle = len(images) // 2
-            try:
-                images.stored(middle)  # decoded here, not on the GUI thread
-            except Exception:  # noqa: BLE001 - the viewport says why
-                pass
-            return images, middle
+            images = SeriesImages(list(paths), cache_mb=cache_mb, headers=known)
+            return images, len(images) // 2
 
         def open_all():
-            # side by side: the decoders release the interpreter lock, and a screening
-            # overview is eight 13-megapixel JPEG lossless images
+            # headers first (the placement needs only them), then each image decoded and made
+            # into its texture as one task, side by side: the decoders release the interpreter
+            # lock, and a screening overview is eight 13-megapixel JPEG lossless images
+            opened = [open_one(paths) for paths in files]
             with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-                opened = list(pool.map(open_one, files))
-                _prepare_textures(stage, opened, approx, mm, pool)  # what the GUI thread would make next
+                _prepare_textures(stage, opened, approx, mm, pool)
             return opened
 
         def done(opened, error) -> None:
@@ -150,6 +224,10 @@ class StageController(QObject):
             vp.series_uid = hv.display_set.uid if hv.display_set else None
             if hv.display_set is None:
                 vp.clear()
+        # while the images decode, the new viewports draw once (one per turn of the event loop)
+        for i, vp in enumerate(viewports):
+            QTimer.singleShot(i, lambda vp=vp: shiboken6.isValid(vp) and generation == self._generation
+                              and vp.warm_up())
 
     def _place(self, stage, viewports, opened) -> None:
         from app.imaging.stage_layout import place
@@ -183,17 +261,7 @@ class StageController(QObject):
         self.stageShown.emit(self.index)
 
     def _cad_summary(self) -> str:
-        """The CAD section of the image text (Table 8-14): what the CAD said and who it was."""
-        if self.hung is None or not self.hung.cad:
-            return ""
-        parts = []
-        for r in self.hung.cad:
-            words = r.summary or "summary not given"
-            if r.failed:
-                words = f"⚠ {words}"
-            parts.append(f"CAD: {words} ({r.manufacturer} {r.software}, {len(r.marks)} mark"
-                         f"{'s' if len(r.marks) != 1 else ''})")
-        return "\n".join(parts)
+        return self.hung.cad_text() if self.hung is not None else ""
 
     def toggle_cad(self, with_optional: bool = False) -> None:
         """K: CAD marks on every viewport of the stage on or off; Shift+K: also the optional
@@ -245,6 +313,53 @@ class StageController(QObject):
             else:
                 vp._refresh_view()
 
+    def point_at(self, source, point) -> None:
+        """A click on an image of the stage: a cross-hair on it and at the same spot of the
+        other images of that breast and view in its study (app.imaging.breast_points); a
+        tomosynthesis volume clicked from a 2D view goes to the slice where the spot is
+        sharpest. ``point`` None (Escape) takes the cross-hairs away."""
+        from app.imaging import breast_points
+        if not self.active or source.images is None or not getattr(self.window, "hanging_active", False):
+            return
+        shown = _shown(source)
+        if shown is None:
+            return
+        header, shape = shown
+        study = str(header.get("StudyInstanceUID", ""))
+        marked = 0
+        for vp in self.window.visible_viewports():
+            if vp.images is None or not len(vp.images):
+                continue
+            if vp is source:
+                vp.set_crosshair(point)
+                continue
+            shown = _shown(vp)
+            if shown is None:
+                continue
+            other, other_shape = shown
+            if str(other.get("StudyInstanceUID", "")) != study or not breast_points.same_view(header, other):
+                continue
+            spot = breast_points.corresponding_point(header, shape, point, other, other_shape) \
+                if point is not None else None
+            vp.set_crosshair(spot)
+            if spot is not None and vp.image_count() > 1 and source.image_count() == 1:
+                marked += 1
+                self._go_to_focus(vp, spot)
+        if point is not None and marked:
+            self.window.status.setText("Cross-hair on the tomosynthesis slices of this view; finding the slice in focus…")
+
+    def _go_to_focus(self, vp, spot) -> None:
+        from app.imaging.breast_points import sharpest_slice
+        images, generation = vp.images, self._generation
+
+        def done(index, error) -> None:
+            if error is not None or generation != self._generation or not shiboken6.isValid(vp) \
+                    or vp.images is not images or vp.crosshair != spot:
+                return
+            vp.show_image(index)
+            self.window.status.setText(f"Slice {index + 1} of {len(images)}: the clicked spot is sharpest there.")
+        run_in_background(lambda: sharpest_slice(images.stored, len(images), spot), done)
+
     def current_stage(self) -> hanging.HungStage | None:
         if self.hung is None or self.index < 0:
             return None
@@ -267,24 +382,34 @@ class StageController(QObject):
         return path
 
 
+def _shown(vp):
+    """(header, (rows, columns)) of the image a viewport shows; None if it cannot be read."""
+    try:
+        return vp.images.header(vp.index), vp.images.stored(vp.index).shape[:2]
+    except ImageError:
+        return None
+
+
 def _headers_and_shapes(opened) -> tuple[list, list]:
-    """Header and (rows, columns) of the image each viewport shows first; None for an empty
-    viewport or an image that cannot be read (the viewport says why)."""
+    """Header and (rows, columns) of the image each viewport shows first, from its header
+    (the pixels need not be decoded yet); None for an empty viewport or an image that cannot
+    be read (the viewport says why)."""
     headers, shapes = [], []
     for item in opened:
         try:
-            headers.append(item[0].header(item[1]) if item else None)
-            shapes.append(item[0].stored(item[1]).shape[:2] if item else None)
+            header = item[0].header(item[1]) if item else None
+            shape = (int(header.Rows), int(header.Columns)) if header is not None else None
         except Exception:  # noqa: BLE001
-            headers.append(None)
-            shapes.append(None)
+            header, shape = None, None
+        headers.append(header)
+        shapes.append(shape)
     return headers, shapes
 
 
 def _prepare_textures(stage, opened, rects, mm: float, pool) -> None:
-    """Each image's texture as its viewport will ask for it (window, size reduction for the
-    placement in ``rects``), made off the GUI thread; a viewport whose final size asks for
-    another reduction makes its own."""
+    """Each image decoded and made into its texture as its viewport will ask for it (window,
+    size reduction for the placement in ``rects``), off the GUI thread, one task per image;
+    a viewport whose final size asks for another reduction makes its own."""
     from app.imaging import pixels, scene
     from app.imaging.stage_layout import place
     headers, shapes = _headers_and_shapes(opened)
@@ -295,6 +420,7 @@ def _prepare_textures(stage, opened, rects, mm: float, pool) -> None:
             return
         images, middle = item
         try:
+            images.stored(middle)
             window = next(iter(pixels.file_windows(header)), None)
             if window is None and not pixels.is_color(header):
                 window = pixels.default_window(header, images.stored(middle))

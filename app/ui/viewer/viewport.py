@@ -21,7 +21,7 @@ from vtkmodules.vtkInteractionStyle import vtkInteractorStyleUser
 from vtkmodules.vtkRenderingCore import vtkRenderer
 
 from app.imaging import measure, overlays, pixels, presentation_state, scene
-from app.imaging.image_text import ViewState, corner_text, orientation_markers
+from app.imaging.image_text import ViewState, corner_text, orientation_markers, wrap_lines
 from app.imaging.series import ImageError, SeriesImages
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class Viewport(QWidget):
     seriesDropped = Signal(object, str)  # a series dragged from the strip onto this viewport
     stageStep = Signal(int)      # Space / Shift+Space: the hanging protocol's next / previous stage
     cadToggle = Signal(bool)     # K: CAD marks on or off (Shift+K: with the optional ones)
+    pointed = Signal(object, object)  # a click (no drag) on the image: (viewport, (column, row))
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -129,8 +130,11 @@ class Viewport(QWidget):
         self.cad_shown = ""             # "": hidden; "required"; "all" (the optional ones too)
         self.cad_summary = ""           # what the CAD said, shown with the marks
         self._cad_actors: list = []
+        self.crosshair: tuple[float, float] | None = None  # (column, row): the same spot as another view's
+        self._crosshair_actors: list = []
         self.cine = QTimer(self, timeout=lambda: self.scroll(1, wrap=True))
         self._actor = None
+        self._warm = False  # drawn once: its shaders are compiled (warm_up)
         self._shape = None
         self._drag = None
         self.message = ""
@@ -151,6 +155,22 @@ class Viewport(QWidget):
         if not self.finalized:
             self.render_window.Render()
 
+    def warm_up(self) -> None:
+        """Draw once what an image needs (a grey image actor, text) while nothing is shown:
+        the first drawing in a new OpenGL context compiles its shaders, some 60 ms a viewport
+        in software OpenGL, and a hanging stage can use that time while its images decode."""
+        if self.finalized or self._warm or self._actor is not None or not self.isVisible():
+            return
+        import numpy as np
+        self._warm = True
+        actor = scene.image_actor(np.zeros((2, 2), np.uint8))
+        self.renderer.AddActor(actor)
+        shown = self.text.text("top-left")
+        self.text.set({"top-left": shown or "."}, None)
+        self._render()
+        self.renderer.RemoveActor(actor)
+        self.text.set({"top-left": shown}, None)
+
     # -- content ----------------------------------------------------------------------------
     def set_series(self, images: SeriesImages, title: str = "", *, index: int = 0,
                    view: tuple[int, bool, float | None, tuple[float, float]] | None = None) -> None:
@@ -158,6 +178,7 @@ class Viewport(QWidget):
         it with at once (a hanging protocol's placement), drawn once, not refitted after."""
         self.images, self.title = images, title
         self.index = 0
+        self.crosshair = None
         if len(images) and self._show_document(images):
             return
         self.stack.setCurrentWidget(self.view)
@@ -278,6 +299,7 @@ class Viewport(QWidget):
         self.images.prefetch(self.index)
         self._draw_measurements()
         self._draw_cad()
+        self._draw_crosshair()
         self._update_camera()
         self._update_text()
         self._render()
@@ -405,7 +427,8 @@ class Viewport(QWidget):
             corners["bottom-left"] = (corners.get("bottom-left", "") + f"\n{self.cad_summary}").strip()
         if self.text_outside != "left" or self.text_narrow:
             if self.text_narrow:  # an 8-up's viewport: one column of text, or the two overlap
-                corners = {k: v for k, v in corners.items() if k.endswith("left")}
+                chars = max(12, int(self.width() / (0.62 * scene.TEXT_SIZE)))  # what fits across at that size
+                corners = {k: wrap_lines(v, chars) for k, v in corners.items() if k.endswith("left")}
             if self.text_outside == "right":  # a left breast pinned to the left edge: the free side
                 swap = {"top-left": "top-right", "top-right": "top-left", "bottom-left": "bottom-right",
                         "bottom-right": "bottom-left"}
@@ -423,9 +446,25 @@ class Viewport(QWidget):
         for mark in self.cad_marks:
             if mark.optional and self.cad_shown != "all":
                 continue
-            self._cad_actors += overlays.cad_actors(mark, self._shape[0])
+            self._cad_actors += overlays.cad_actors(mark, self._shape[0], self.text_outside, self.rotation, self.flip)
         for actor in self._cad_actors:
             self.renderer.AddViewProp(actor)
+
+    def _draw_crosshair(self) -> None:
+        for actor in self._crosshair_actors:
+            self.renderer.RemoveViewProp(actor)
+        self._crosshair_actors = []
+        if self.crosshair is None or self._shape is None:
+            return
+        self._crosshair_actors = overlays.crosshair_actors(self.crosshair, self._shape[:2])
+        for actor in self._crosshair_actors:
+            self.renderer.AddViewProp(actor)
+
+    def set_crosshair(self, point: tuple[float, float] | None) -> None:
+        """A cross-hair at ``point`` (column, row) on every image of the series; None: none."""
+        self.crosshair = point
+        self._draw_crosshair()
+        self._render()
 
     def show_cad(self, which: str) -> None:
         """"" hides the CAD marks, "required" shows them, "all" adds the optional ones."""
@@ -538,6 +577,15 @@ class Viewport(QWidget):
         wx, wy, _, w = self.renderer.GetWorldPoint()
         wx, wy = (wx / w, wy / w) if w else (wx, wy)
         return wx, (self._shape[0] - 1) - wy if self._shape is not None else wy
+
+    def widget_point(self, column: float, row: float) -> tuple[float, float]:
+        """Widget position (x, y) of image pixel (column, row): image_point's inverse."""
+        ratio = self.view.devicePixelRatioF()
+        _, height = self.render_window.GetSize()
+        self.renderer.SetWorldPoint(column, (self._shape[0] - 1) - row, 0, 1)
+        self.renderer.WorldToDisplay()
+        dx, dy, _ = self.renderer.GetDisplayPoint()
+        return dx / ratio, (height - dy) / ratio
 
     def _label(self, m: overlays.Measurement) -> str:
         header = self.images.header(self.index)
@@ -672,9 +720,13 @@ class Viewport(QWidget):
             self._refresh_view()
 
     def release(self, ev) -> None:
-        if self._drag is not None and self._drag[0] == "measure":
-            self._measure_release(self.image_point(ev.position().x(), ev.position().y()))
-        self._drag = None
+        drag, self._drag = self._drag, None
+        pos = ev.position()
+        if drag is not None and drag[0] == "measure":
+            self._measure_release(self.image_point(pos.x(), pos.y()))
+        elif drag is not None and drag[0] == Qt.LeftButton and self._shape is not None \
+                and abs(pos.x() - drag[1]) + abs(pos.y() - drag[2]) < 4:  # a click, not a windowing drag
+            self.pointed.emit(self, self.image_point(pos.x(), pos.y()))
 
     def wheel(self, ev) -> None:
         steps = ev.angleDelta().y() // 120 or (1 if ev.angleDelta().y() > 0 else -1 if ev.angleDelta().y() else 0)
@@ -726,6 +778,8 @@ class Viewport(QWidget):
             self.stageStep.emit(-1 if ev.modifiers() & Qt.ShiftModifier else 1)
         elif k == Qt.Key_Escape:
             self._drawing = None
+            if self.crosshair is not None:
+                self.pointed.emit(self, None)  # the cross-hairs of this view go
             self._draw_measurements()
             self._render()
         else:

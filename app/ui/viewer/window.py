@@ -45,9 +45,14 @@ class _SeriesStrip(QListWidget):
 
 
 class ViewerWindow(QMainWindow):
-    def __init__(self, archive, study_rows: list[dict], parent=None, *, hang: bool = True):
-        """``hang``: a single study is hung by its hanging protocol (app.ui.viewer.stages)."""
+    def __init__(self, archive, study_rows: list[dict], parent=None, *, hang: bool = True, jobs=None,
+                 job_updates=None, actor: str | None = None):
+        """``hang``: a single study is hung by its hanging protocol (app.ui.viewer.stages).
+        ``jobs`` (app.jobs.queue.JobQueue), ``job_updates`` (a signal of job dicts) and
+        ``actor``: the application's, so the study's priors are fetched from the archive as a
+        job of the jobs panel (setting hanging.priors_node)."""
         super().__init__(parent)
+        self.jobs, self.job_updates, self.actor = jobs, job_updates, actor
         # Deleted when closed: its VTK windows are finalized then and must not be shown again.
         self.setAttribute(Qt.WA_DeleteOnClose)
         self._closing = False  # answers of background work that arrive after closing are dropped
@@ -78,13 +83,14 @@ class ViewerWindow(QMainWindow):
         self.hanging_active = False  # a protocol stage fills the viewports, not the series order
         from app.ui.viewer.stages import StageController
         self.stages = StageController(self)
+        if hang and len(study_rows) == 1:
+            # started first, so the study's headers are read while the window is built; the
+            # viewports wait for the protocol instead of decoding series in order meanwhile
+            self.hanging_active = True
+            self.stages.start(study_rows[0]["StudyInstanceUID"])
         self.set_layout(1, 1)
         self.resize(1400, 900)
         self._load_series([r["StudyInstanceUID"] for r in study_rows])
-        if hang and len(study_rows) == 1:
-            # the viewports wait for the protocol instead of decoding series in order meanwhile
-            self.hanging_active = True
-            self.stages.start(study_rows[0]["StudyInstanceUID"])
 
     # -- toolbar ------------------------------------------------------------------------------
     def _toolbar(self) -> None:
@@ -242,6 +248,7 @@ class ViewerWindow(QMainWindow):
             vp.seriesDropped.connect(self._series_dropped)
             vp.stageStep.connect(self.stages.step)
             vp.cadToggle.connect(self.stages.toggle_cad)
+            vp.pointed.connect(self.stages.point_at)
             self.viewports.append(vp)
         for vp in self.viewports:
             self.grid.removeWidget(vp)
