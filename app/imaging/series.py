@@ -144,6 +144,10 @@ class SeriesImages:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
         self._datasets: OrderedDict[Path, object] = OrderedDict()  # a few whole files (multi-frame)
         self._layouts: dict[Path, tuple | None] = {}  # uncompressed multi-frame: where the frames are
+        self._textures: OrderedDict[tuple, tuple] = OrderedDict()  # (entry, window, invert, factor) -> texture
+        self._texture_bytes = 0
+        self._texture_spec: tuple | None = None  # how prefetched images are made into textures
+        self._last_spec: tuple | None = None  # how the viewer last asked for a texture
         self._frame_headers: dict = {}
         self._positions_key: tuple | None = None  # positions along one slice normal (nearest())
         self._positions: list[float | None] = []
@@ -298,20 +302,30 @@ class SeriesImages:
             raise ImageError(f"this image cannot be decoded: {exc}") from None
 
     def prefetch(self, center: int, radius: int = 8) -> None:
-        """Decode the neighbours of ``center`` in the background, nearest first."""
+        """Decode the neighbours of ``center`` in the background, nearest first, and make
+        their textures as the last one asked for was made (scrolling then only draws)."""
         order = sorted(range(max(0, center - radius), min(len(self), center + radius + 1)),
                        key=lambda j: abs(j - center))
+        spec = self._texture_spec
         for j in order:
             entry = self.entries[j]
             with self._lock:
-                if entry in self._cache or entry in self._pending:
+                if entry in self._pending:
                     continue
-                fut = self._pool.submit(self._background, entry)
+                if entry in self._cache and (spec is None or (entry, *spec) in self._textures):
+                    continue
+                fut = self._pool.submit(self._background, entry, j, spec)
                 self._pending[entry] = fut
 
-    def _background(self, entry: Entry):
+    def _background(self, entry: Entry, index: int, spec: tuple | None):
         try:
-            return self._load(entry)
+            with self._lock:
+                arr = self._cache.get(entry)
+            if arr is None:
+                arr = self._load(entry)
+            if spec is not None:  # from arr: asking stored() here would wait on this very task
+                self.texture(index, *spec, remember=False, stored=arr)
+            return arr
         except Exception as exc:  # noqa: BLE001 - reported when the image is shown
             log.info("prefetch of %s frame %d failed: %s", entry.path, entry.frame, exc)
             raise
@@ -341,16 +355,35 @@ class SeriesImages:
             return np.maximum.reduce(stack)
         return np.rint(np.mean(stack, axis=0)).astype(stack[0].dtype)
 
-    def texture(self, i: int, window: pixels.Window | None, invert: bool, factor: int):
+    def texture(self, i: int, window: pixels.Window | None, invert: bool, factor: int, *, remember: bool = True,
+                stored: np.ndarray | None = None):
         """(texture, its origin, the displayed image's shape): image ``i`` as shown, averaged
-        over ``factor`` x ``factor`` blocks (app.imaging.scene.reduce). The last one made is
-        kept, so one prepared off the GUI thread (a hanging stage) is not made again there."""
+        over ``factor`` x ``factor`` blocks (app.imaging.scene.reduce). Textures are kept
+        (a bounded few), so one made off the GUI thread — a hanging stage's, a prefetched
+        neighbour's — is not made again there. ``remember``: the next prefetch makes its
+        textures as this one (the viewer asks; a prefetch task does not). ``stored``: the
+        image's stored values, when the caller has them."""
         from app.imaging import scene
-        key = (self.entries[i], window, invert, factor)
-        memo = getattr(self, "_texture_memo", None)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        img = self.display(i, window, invert)
+        spec = (window, invert, factor)
+        if remember:  # not while the window is being dragged: each step would remake them all
+            self._texture_spec = spec if spec == self._last_spec else None
+            self._last_spec = spec
+        key = (self.entries[i], *spec)
+        with self._lock:
+            made = self._textures.get(key)
+            if made is not None:
+                self._textures.move_to_end(key)
+                return made
+        if stored is None:
+            stored = self.stored(i)
+        img = pixels.display(self.header(i), stored, window, invert=invert)
         shown, origin = scene.reduce(img, factor)
-        self._texture_memo = (key, (shown, origin, img.shape))
-        return shown, origin, img.shape
+        made = (shown, origin, img.shape)
+        with self._lock:
+            if key not in self._textures:
+                self._textures[key] = made
+                self._texture_bytes += shown.nbytes
+            while self._texture_bytes > self._budget // 4 and len(self._textures) > 1:
+                _, (old, _, _) = self._textures.popitem(last=False)
+                self._texture_bytes -= old.nbytes
+        return made

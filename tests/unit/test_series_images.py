@@ -144,3 +144,28 @@ def test_uncompressed_frames_are_read_in_place_and_equal_pydicoms(tmp_path, synt
     with pytest.raises(ImageError, match="incomplete"):
         images.stored(by_frame[5])
     images.close()
+
+
+def test_scrolling_prefetches_textures_but_a_window_drag_does_not(tmp_path):
+    """Asked twice for textures made alike (scrolling), the prefetch makes the neighbours'
+    too, so a step only draws; while the window changes at every step (a drag), it does not."""
+    paths = _series(tmp_path, 12)
+    images = SeriesImages(paths)
+    w = pixels.Window(40, 400)
+    images.texture(5, w, False, 2)
+    images.texture(6, w, False, 2)  # the same way twice: a scroll
+    images.prefetch(6, radius=3)
+    deadline = time.monotonic() + 10
+    keys = {(images.entries[j], w, False, 2) for j in range(3, 10)}
+    while not keys <= set(images._textures) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert keys <= set(images._textures)
+    from app.imaging import scene
+    made = images.texture(8, w, False, 2)  # prefetched: the same as made here
+    assert np.array_equal(made[0], scene.reduce(pixels.display(images.header(8), images.stored(8), w), 2)[0])
+    for width in (500, 600, 700):  # a drag: no texture prefetch
+        images.texture(2, pixels.Window(40, width), False, 2)
+        images.prefetch(2, radius=2)
+    time.sleep(0.3)
+    assert not any(k[1].width in (500, 600, 700) and k[0] != images.entries[2] for k in images._textures)
+    images.close()
