@@ -28,6 +28,9 @@ class Window:
     width: float
     function: str = LINEAR
     name: str = ""
+    # the item of the file's VOI LUT Sequence this preset stands for (center and width then
+    # span its input range, where a drag of the window starts from); None: a window
+    lut: int | None = None
 
     def label(self) -> str:
         return self.name or f"C {self.center:g} / W {self.width:g}"
@@ -82,6 +85,25 @@ def file_windows(ds) -> list[Window]:
             for i, (c, w) in enumerate(zip(centers, widths)) if w > 0]
 
 
+def voi_luts(ds) -> list[Window]:
+    """The file's VOI LUT tables as presets, named by their LUT Explanation."""
+    out = []
+    for i, item in enumerate(ds.get("VOILUTSequence") or ()):
+        descriptor = item.get("LUTDescriptor")
+        if not descriptor or len(descriptor) < 3 or "LUTData" not in item:
+            continue
+        entries, first = int(descriptor[0]) or 65536, int(descriptor[1])
+        name = str(item.get("LUTExplanation", "") or "").strip() or f"VOI LUT {i + 1}"
+        out.append(Window(first + entries / 2, float(entries), LINEAR, name, lut=i))
+    return out
+
+
+def file_presets(ds) -> list[Window]:
+    """Every VOI the file offers: its windows, then its VOI LUT tables (a window first, as
+    DCMTK does, when a file has both)."""
+    return file_windows(ds) + voi_luts(ds)
+
+
 def modality_presets(modality: str) -> list[Window]:
     """Presets of resources/window_presets.tsv for a modality (CT: brain, lung, ...)."""
     return [Window(float(c), float(w), LINEAR, name)
@@ -94,9 +116,10 @@ def min_max_window(values: np.ndarray) -> Window:
 
 
 def default_window(ds, stored: np.ndarray) -> Window:
-    """What a grayscale image is first shown with: the file's first window, else the range
-    of its values (the modality LUT of the extreme stored values: no full-image pass)."""
-    declared = file_windows(ds)
+    """What a grayscale image is first shown with: the file's first window or VOI LUT, else
+    the range of its values (the modality LUT of the extreme stored values: no full-image
+    pass)."""
+    declared = file_presets(ds)
     if declared:
         return declared[0]
     if stored.dtype.kind in "iu":
@@ -158,10 +181,11 @@ def through_table(stored: np.ndarray, chain) -> np.ndarray:
 
 def _grayscale(ds, stored: np.ndarray, window: Window | None, voi_lut: bool, invert: bool) -> np.ndarray:
     values = modality_values(ds, stored)
-    if voi_lut and "VOILUTSequence" in ds:
+    table = window.lut if window is not None and window.lut is not None else 0 if voi_lut else None
+    if table is not None and len(ds.get("VOILUTSequence") or ()) > table:
         from pydicom.pixels import apply_voi
-        out = apply_voi(values, ds, index=0).astype(np.float64)
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
+        out = apply_voi(values, ds, index=table).astype(np.float64)
+        bits = int(ds.VOILUTSequence[table].LUTDescriptor[2])
         y = out * 255.0 / max(2 ** bits - 1, 1)
     else:
         window = window or default_window(ds, stored)

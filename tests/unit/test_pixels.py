@@ -161,3 +161,33 @@ def test_lookup_table_path_equals_the_per_pixel_path(photometric, signed, window
     slow = pixels._grayscale(ds, stored, window or pixels.min_max_window(pixels.modality_values(ds, stored)),
                              False, False)
     assert np.array_equal(fast, slow)
+
+
+def _voi_lut(explanation: str, curve) -> Dataset:
+    item = Dataset()
+    item.add_new("LUTDescriptor", "US", [4096, 0, 12])  # US or SS, and US or OW: said here
+    item.LUTExplanation = explanation
+    item.add_new("LUTData", "US", [int(round(curve(x))) for x in range(4096)])
+    return item
+
+
+@pytest.mark.parametrize("index", [1, 2])
+def test_every_voi_lut_is_a_preset_named_by_its_explanation_and_matches_dcmj2pnm(tmp_path, index):
+    """A mammogram's VOI LUT tables (a NORMAL and a HARDER curve) are presets beside its
+    window, named by their LUT Explanation, each drawn as DCMTK draws that table."""
+    from pydicom.sequence import Sequence
+    ds = _mono("MONOCHROME2", [[(i * 64 + r * 7) % 4096 for i in range(64)] for r in range(16)],
+               WindowCenter=2048, WindowWidth=4096, WindowCenterWidthExplanation="LINEAR FULL")
+    ds.VOILUTSequence = Sequence([
+        _voi_lut("NORMAL", lambda x: 4095 * (x / 4095) ** 0.8),
+        _voi_lut("HARDER", lambda x: 4095 / (1 + np.exp(-8 * (x - 2048) / 4096)))])
+    path = tmp_path / "voi.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    ds = pydicom.dcmread(path)
+    presets = pixels.file_presets(ds)
+    assert [w.label() for w in presets] == ["LINEAR FULL", "NORMAL", "HARDER"]
+    assert [w.lut for w in presets] == [None, 0, 1]
+    ours = pixels.render(ds, window=presets[index])
+    theirs = _dcmj2pnm(path, "+Wl", str(index))
+    assert int(np.max(np.abs(ours.astype(int) - theirs.astype(int)))) <= 1
+    assert not np.array_equal(pixels.render(ds, window=presets[1]), pixels.render(ds, window=presets[2]))

@@ -421,7 +421,7 @@ def _prepare_textures(stage, opened, rects, mm: float, pool) -> None:
         images, middle = item
         try:
             images.stored(middle)
-            window = next(iter(pixels.file_windows(header)), None)
+            window = next(iter(pixels.file_presets(header)), None)
             if window is None and not pixels.is_color(header):
                 window = pixels.default_window(header, images.stored(middle))
             images.texture(middle, window, False, scene.reduction_factor(p.zoom))

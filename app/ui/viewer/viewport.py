@@ -193,7 +193,7 @@ class Viewport(QWidget):
             self.cad_marks, self.cad_summary = [], ""
         if len(images):
             try:
-                self.window = next(iter(pixels.file_windows(images.header(index))), None)
+                self.window = next(iter(pixels.file_presets(images.header(index))), None)
             except ImageError:
                 self.window = None
         self.show_image(index)
@@ -412,7 +412,8 @@ class Viewport(QWidget):
         if state is not None and self.window is None:
             window = f"GSPS {state.label}".strip()
         else:
-            window = f"W {self.window.width:g} L {self.window.center:g}" if self.window and grey else ""
+            window = ("VOI LUT" if self.window.lut is not None else
+                      f"W {self.window.width:g} L {self.window.center:g}") if self.window and grey else ""
         view = ViewState(self.index + 1, len(self.images), window,
                          f"{getattr(self, 'current_zoom', 1.0):.2f}", position,
                          self.window.name if self.window is not None and grey and state is None else "")
@@ -546,7 +547,7 @@ class Viewport(QWidget):
             return
         self.rotation, self.flip = 0, False
         self.invert = False
-        self.window = next(iter(pixels.file_windows(self.images.header(self.index))), None) if self.images else None
+        self.window = next(iter(pixels.file_presets(self.images.header(self.index))), None) if self.images else None
         self.zoom, self.pan = None, (0.0, 0.0)
         self.show_image(self.index)
 

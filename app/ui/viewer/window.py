@@ -233,7 +233,7 @@ class ViewerWindow(QMainWindow):
             header = vp.images.header(vp.index)
         except ImageError:
             return
-        for w in pixels.file_windows(header) + pixels.modality_presets(str(header.get("Modality", ""))):
+        for w in pixels.file_presets(header) + pixels.modality_presets(str(header.get("Modality", ""))):
             self.presets.addItem(w.label(), w)
 
     # -- layout -------------------------------------------------------------------------------
