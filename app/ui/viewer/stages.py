@@ -154,6 +154,9 @@ class StageController(QObject):
             self._series_in_order()
 
     def _take(self, hung) -> None:
+        priors = [sets[0].study_uid for sets in hung.studies.priors if sets]
+        if priors:  # the strip lists the priors' series too
+            self.window._load_series([self.study_uid] + priors)
         self.hung = hung
         self.protocol_label.setText(f" Protocol: {hung.protocol.name} ")
         self.box.clear()

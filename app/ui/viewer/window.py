@@ -337,7 +337,9 @@ class ViewerWindow(QMainWindow):
             for uid in study_uids:
                 out += browse.series_of(engine, uid)
             hung = [r for r in out if r.get("Modality") != "PR"]
-            if hung:  # the series hung first is opened in the same stroke: the reader waits for it
+            if hung and not self.hanging_active:
+                # the series hung first is opened in the same stroke: the reader waits for it
+                # (a hanging protocol opens its own, and would wait on this decode instead)
                 uid = hung[0]["SeriesInstanceUID"]
                 self._prepared[uid] = self._open_series(uid, cache_mb)
             self.states = self._read_states(out)
