@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import shiboken6
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QInputDialog, QLabel
 
@@ -37,6 +37,7 @@ class StageController(QObject):
         self._generation = 0
         self.cad_shown = ""  # CAD marks: "" hidden, "required", "all"
         self.priors_job: int | None = None  # the job fetching the study's priors from the archive
+        self.pool = _stage_pool()
         self.study_uid: str | None = None
         window.addToolBarBreak()  # a row of its own: the tools' row is full on a 1400 px window
         bar = window.addToolBar("Stages")
@@ -65,7 +66,7 @@ class StageController(QObject):
         archive = self.window.archive
         user_folder = archive.home / "hanging"
         self.study_uid = study_uid
-        run_in_background(lambda: hang_study(archive, study_uid, user_folder), self._hung)
+        run_in_background(lambda: hang_study(archive, study_uid, user_folder), self._hung, self.pool)
         self._fetch_priors(study_uid)
 
     def _fetch_priors(self, study_uid: str) -> None:
@@ -217,7 +218,7 @@ class StageController(QObject):
                 window.status.setText(f"The stage cannot be shown: {error}")
                 return
             self._place(stage, viewports, opened)
-        run_in_background(open_all, done)
+        run_in_background(open_all, done, self.pool)
         # the grid's widgets are made while the images decode
         window.hanging_active = True
         window.set_layout(stage.rows, stage.columns)
@@ -383,6 +384,20 @@ class StageController(QObject):
         path = hanging.save_protocol(protocol, self.window.archive.home / "hanging")
         self.window.status.setText(f"Saved as hanging protocol '{name}' ({path}).")
         return path
+
+
+_POOL: QThreadPool | None = None
+
+
+def _stage_pool() -> QThreadPool:
+    """Threads for what the reader waits on (hanging a study, opening a stage), not queued
+    behind thumbnails and other work in the application's pool; one for all viewers, never
+    deleted with a window (a pool's deletion waits for its tasks)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(2)
+    return _POOL
 
 
 def _shown(vp):

@@ -378,7 +378,9 @@ class ViewerWindow(QMainWindow):
         for i in range(self.strip.count()):
             item = self.strip.item(i)
             uid = item.data(Qt.UserRole)["SeriesInstanceUID"]
-            run_in_background(lambda uid=uid: thumbnails.thumbnail(self.archive, uid),
+            # not made once the window has closed (a queue of 13-megapixel decodes otherwise
+            # runs on, delaying the next study's)
+            run_in_background(lambda uid=uid: None if self._closing else thumbnails.thumbnail(self.archive, uid),
                               lambda path, err, item=item: self._thumb(item, path, err))
 
     def _thumb(self, item: QListWidgetItem, path, error) -> None:
