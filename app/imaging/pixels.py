@@ -138,6 +138,14 @@ def frame_array(ds, frame: int = 0) -> np.ndarray:
     plugin = decoders.plugin_for(ds)
     if plugin:
         try:
+            direct = decoders.decode_direct(ds, frame)
+            if direct is not None:
+                return direct
+        except Exception as exc:  # noqa: BLE001 - pydicom's plugins get their turn
+            log.warning("%s could not decode frame %d (%s); decoding with pydicom's plugins", plugin, frame, exc)
+            plugin = ""
+    if plugin:
+        try:
             return pixel_array(ds, index=index, decoding_plugin=plugin)
         except Exception as exc:  # noqa: BLE001 - pydicom's own plugins get their turn
             log.warning("%s could not decode frame %d (%s); decoding with pydicom's plugins", plugin, frame, exc)
