@@ -81,11 +81,14 @@ def cmd_node(args) -> int:
     jobs = make_job_queue(archive)
     jobs.start()
     from app.jobs.router import Router
+    from app.net.worklist import WorklistPoller
     from app.store.watermark import Watchdog
     watermark, router = Watchdog(archive).start(), Router(archive, jobs).start()
+    worklist = WorklistPoller(archive).start()
     while not stop.wait(0.5):
         if workers > 1:
             node.respawn_dead()
+    worklist.stop()
     router.stop()
     watermark.stop()
     jobs.stop()
@@ -319,6 +322,68 @@ def cmd_query(args) -> int:
         return 0
     _print_table(_QUERY_COLUMNS[args.level], rows)
     print(f"{len(rows)} match{'es' if len(rows) != 1 else ''} from {node.aet}", file=sys.stderr)
+    return 0
+
+
+# -- worklist ---------------------------------------------------------------------------
+_WORKLIST_COLUMNS = ["ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime", "Modality",
+                     "ScheduledStationAETitle", "PatientName", "PatientID", "AccessionNumber",
+                     "RequestedProcedureDescription", "status"]
+
+
+def _worklist_date(text: str | None, option: str) -> str | None:
+    if text is None:
+        return None
+    digits = text.replace("-", "")
+    if len(digits) != 8 or not digits.isdigit():
+        raise CliError(f"{option} {text}: give a date as YYYY-MM-DD or YYYYMMDD")
+    return digits
+
+
+def cmd_worklist(args) -> int:
+    """One broad query of a worklist provider, its items kept and printed; without a node,
+    the items kept and each provider's last query."""
+    from app.net.query_retrieve import QueryFailed
+    from app.net.worklist import query_and_store
+    from app.store import worklist
+    archive = _archive(args)
+    try:
+        note = ""
+        if args.node:
+            node = _remote_node(archive, args.node)
+            if "worklist" not in node.roles:
+                raise CliError(f"'{node.name}' is not a worklist provider: give it the role "
+                               f"(lightbox nodes add {node.name} ... --roles {','.join(node.roles + ('worklist',))} --replace)")
+            try:
+                result = query_and_store(archive, node, modality=args.modality,
+                                         date_from=_worklist_date(args.date_from, "--from"),
+                                         date_to=_worklist_date(args.date_to, "--to"))
+            except QueryFailed as exc:
+                raise CliError(f"the worklist query of {node.name} failed: {exc} (the items kept from the last "
+                               "good query are unchanged)") from None
+            note = result.pop("note", "")
+        rows = worklist.items(archive.engine, node=args.node or None, include_vanished=args.all)
+        providers = worklist.status(archive.engine)
+    finally:
+        archive.close()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        out = [{k: v for k, v in r.items() if k != "item"} | {"item": worklist.item_dataset(r).to_json_dict()}
+               for r in rows]
+        _print_json(out)
+    else:
+        _print_table(_WORKLIST_COLUMNS, rows)
+    if args.node:
+        print(f"{result['items']} item(s) from {args.node}: {result['new']} new, {result['changed']} changed, "
+              f"{result['vanished']} vanished"
+              + (f"; {result['skipped']} malformed item(s) not kept (see the log)" if result["skipped"] else ""),
+              file=sys.stderr)
+    else:
+        for name, p in sorted(providers.items()):
+            when = p["last_success"].strftime("%Y-%m-%d %H:%M:%S") if p["last_success"] else "never"
+            print(f"{name}: last good query {when} ({p['last_count'] or 0} items)"
+                  + (f"; last error: {p['last_error']}" if p["last_error"] else ""), file=sys.stderr)
     return 0
 
 
@@ -728,6 +793,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--key", action="append", default=[], metavar="KEYWORD=VALUE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_query)
+
+    s = sub.add_parser("worklist", help="query a worklist provider (MWL C-FIND) and list the items kept")
+    s.add_argument("node", nargs="?", help="worklist provider to query now (without it: list what is kept)")
+    s.add_argument("--modality", help="modality asked for (default: setting worklist.modality)")
+    s.add_argument("--from", dest="date_from", metavar="DATE", help="first scheduled date (default: today - "
+                   "worklist.days_past)")
+    s.add_argument("--to", dest="date_to", metavar="DATE", help="last scheduled date (default: today + "
+                   "worklist.days_future)")
+    s.add_argument("--all", action="store_true", help="also the items a provider no longer returns (vanished)")
+    s.add_argument("--json", action="store_true", help="the items with every return key (DICOM JSON)")
+    s.set_defaults(fn=cmd_worklist)
 
     s = sub.add_parser("ls", help="list the local archive")
     s.add_argument("--level", default="study", choices=["patient", "study", "series", "instance"])

@@ -75,6 +75,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("commit.per_instance", False, "one commitment request per instance instead of one per send"),
     Setting("commit.report_timeout", 600, "s to wait for the commitment report", 5, 86400),
     Setting("viewer.cache_mb", 1024, "memory for decoded images per open series in the viewer, MB", 64, 65536),
+    # modality worklist (spec §4.2.1.3.6, Table 4-23): the broad query of each provider
+    Setting("worklist.interval", 300, "s between two queries of each worklist provider (0 = only on request)",
+            0, 86400),
+    Setting("worklist.modality", "*", "modality asked for ('*' = all)"),
+    Setting("worklist.own_aet_only", True, "ask only for steps scheduled on this node's AE title "
+            "(else Scheduled Station AE Title '*')"),
+    Setting("worklist.days_past", 1, "days before today the scheduled start date range begins", 0, 365),
+    Setting("worklist.days_future", 1, "days after today the scheduled start date range ends", 0, 365),
     # hanging protocols: prior studies from the archive (issue 7)
     Setting("hanging.priors_node", "", "remote node the viewer and 'lightbox hang' fetch a study's priors from "
             "(empty = the local archive only)"),

@@ -13,6 +13,7 @@ class Periodic:
     failing tick is logged and the next one tries again."""
 
     name = "periodic"
+    run_at_start = False  # a first tick at once, not only after the first interval
 
     def __init__(self):
         self._stop = threading.Event()
@@ -33,7 +34,9 @@ class Periodic:
         self._thread.join(10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval()):
+        first = self.run_at_start
+        while first or not self._stop.wait(self.interval()):
+            first = False
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - nothing is left half-done: the next tick tries again

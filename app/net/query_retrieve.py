@@ -457,10 +457,7 @@ def find_remote(settings, node, level: str, keys: dict[str, str], *, model: str 
     negotiated when the keys need them (Table 4-15); statuses per Table 4-16: pending answers
     are collected (``on_pending(count)`` tells the caller), FF01 is noted, anything else
     raises QueryFailed with the reason; a timeout or abort too (Table 4-17)."""
-    from pynetdicom import build_context
     from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
-
-    from app.net.remote import AssociationFailed, open_association, scu_ae
     chosen = MODEL_BY_NAME[model]
     if SCU_LEVELS[level] not in chosen.levels:
         raise QueryFailed(f"the {model} root model has no {level} level ({', '.join(chosen.levels).lower()})")
@@ -470,17 +467,33 @@ def find_remote(settings, node, level: str, keys: dict[str, str], *, model: str 
         item = SOPClassExtendedNegotiation()
         item.sop_class_uid, item.service_class_application_information = chosen.find, b"\x01"
         ext.append(item)
+    matches, note = c_find(settings, node, chosen.find, identifier, ext=ext, on_pending=on_pending,
+                           cancelled=cancelled)
+    if relational and not ext:
+        note = (note + "; " if note else "") + "relational query (no parent key) in a model without relational support"
+    return matches, note
+
+
+def c_find(settings, node, sop_class: str, identifier: Dataset, *, ext=None, on_pending=None,
+           cancelled=lambda: False) -> tuple[list[Dataset], str]:
+    """One C-FIND of ``sop_class`` to ``node`` (a query/retrieve model, the modality
+    worklist): (matches, note). Pending answers are collected (``on_pending(count)`` tells
+    the caller); FF01 is noted; a failure status, a timeout or an abort raises QueryFailed
+    with the reason (Tables 4-16/4-17, 4-25/4-26)."""
+    from pynetdicom import build_context
+
+    from app.net.remote import AssociationFailed, open_association, scu_ae
     ae = scu_ae(settings)
     ae.dimse_timeout = settings["timeouts.query"]
     try:
-        assoc = open_association(ae, settings, node, [build_context(chosen.find, list(UNCOMPRESSED))],
+        assoc = open_association(ae, settings, node, [build_context(sop_class, list(UNCOMPRESSED))],
                                  **({"ext_neg": ext} if ext else {}))
     except AssociationFailed as exc:
         raise QueryFailed(str(exc)) from None
     matches: list[Dataset] = []
     note = ""
     try:
-        for status, ds in assoc.send_c_find(identifier, chosen.find):
+        for status, ds in assoc.send_c_find(identifier, sop_class):
             if not status or "Status" not in status:
                 raise QueryFailed(f"{node.aet} did not answer the query in time (timeouts.query) "
                                   "or dropped the association")
@@ -489,7 +502,8 @@ def find_remote(settings, node, level: str, keys: dict[str, str], *, model: str 
                 if ds is not None:
                     matches.append(ds)
                 if code == statuses.PENDING_WARNING:
-                    note = f"{node.aet} did not match on some keys (status FF01): more results than asked for"
+                    note = (f"{node.aet} did not match on some optional keys (status FF01): there may be more "
+                            "results than asked for")
                 if on_pending:
                     on_pending(len(matches))
                 if cancelled():
@@ -506,8 +520,6 @@ def find_remote(settings, node, level: str, keys: dict[str, str], *, model: str 
     finally:
         if assoc.is_established:
             assoc.release()
-    if relational and not ext:
-        note = (note + "; " if note else "") + "relational query (no parent key) in a model without relational support"
     return matches, note
 
 

@@ -74,11 +74,16 @@ def date_key(lo: date | None, hi: date | None) -> str | None:
 
 
 def studies(engine: Engine, flt: StudyFilter, limit: int = STUDY_LIMIT) -> list[dict]:
-    """The matching studies, each with ``_archived``: where storage commitment stands."""
+    """The matching studies, each with ``_archived``: where storage commitment stands, and
+    ``_procedure``: the scheduled procedure of the worklist it was acquired for."""
+    from app.store.worklist import procedure_text, procedures_for
     rows = search(engine, "study", flt.keys(), limit=limit)
     states = archive_states(engine, [r["StudyInstanceUID"] for r in rows])
+    procedures = procedures_for(engine, rows)
     for r in rows:
         r["_archived"] = states.get(r["StudyInstanceUID"], "")
+        found = procedures.get(r["StudyInstanceUID"])
+        r["_procedure"] = procedure_text(found["item"]) if found else ""
     return rows
 
 

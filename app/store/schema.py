@@ -198,6 +198,50 @@ job = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# The local copy of the RIS worklists (spec §4.2.1.3.6; app.store.worklist): one row per
+# scheduled procedure step of a worklist provider, the columns the dialog filters on, and
+# the whole item (every Table 4-24 key) as the provider sent it, re-encoded. An item the provider no longer
+# returns is kept, marked vanished.
+worklist_item = Table(
+    "worklist_item", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("node", String(64), nullable=False, index=True),
+    Column("item_key", Text, nullable=False),  # Study Instance UID | Requested Procedure ID | SPS ID
+    Column("status", String(16), nullable=False, index=True),  # scheduled | vanished
+    Column("PatientName", Text, index=True),
+    Column("PatientID", Text, index=True),
+    Column("PatientBirthDate", String(8)),
+    Column("PatientSex", String(16)),
+    Column("AccessionNumber", Text, index=True),
+    Column("StudyInstanceUID", Text, index=True),
+    Column("RequestedProcedureID", Text),
+    Column("RequestedProcedureDescription", Text),
+    Column("ScheduledProcedureStepID", Text),
+    Column("ScheduledProcedureStepDescription", Text),
+    Column("Modality", String(16), index=True),
+    Column("ScheduledStationAETitle", String(16)),
+    Column("ScheduledStationName", Text),
+    Column("ScheduledProcedureStepStartDate", String(8), index=True),
+    Column("ScheduledProcedureStepStartTime", String(16)),
+    Column("ScheduledPerformingPhysicianName", Text),
+    Column("RequestedProcedurePriority", Text),
+    Column("item", LargeBinary, nullable=False),  # the whole item, Explicit VR Little Endian
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("node", "item_key", name="uq_worklist_item"),
+)
+
+# Each worklist provider's last query: when it last succeeded, and what went wrong since.
+worklist_query = Table(
+    "worklist_query", metadata,
+    Column("node", String(64), primary_key=True),
+    Column("last_attempt", DateTime(timezone=True)),
+    Column("last_success", DateTime(timezone=True)),
+    Column("last_count", Integer),
+    Column("last_error", Text),
+)
+
 Index("ix_study_date_patient", study.c.StudyDate, study.c.patient_id)
 
 # Matching folds case (app.store.matching narrows with lower(column) = value), so the keys

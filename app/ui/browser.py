@@ -48,6 +48,7 @@ STUDY_COLUMNS = (
     ("Images", "NumberOfStudyRelatedInstances", str),
     ("Referring physician", "ReferringPhysicianName", text.person_name),
     ("Archived", "_archived", str),  # storage commitment (✓ committed, ✗ failed, … awaited)
+    ("Scheduled procedure", "_procedure", str),  # the worklist item it was acquired for
 )
 SERIES_COLUMNS = (
     ("#", "SeriesNumber", str),

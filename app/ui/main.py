@@ -40,6 +40,8 @@ class MainWindow(QMainWindow):
         from app.store.watermark import Watchdog
         self.watermark = Watchdog(archive).start() if node is not None else None
         self.router = Router(archive, self.jobs).start() if node is not None else None
+        from app.net.worklist import WorklistPoller
+        self.worklist = WorklistPoller(archive).start() if node is not None else None
         self.setWindowTitle("Lightbox" + (f" — {user.full_name or user.name}" if user else ""))
         self.bridge = CoreBridge(self)
         self.browser = PatientBrowser(archive, self)
@@ -328,7 +330,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.bridge.close()
-        for worker in (self.router, self.watermark):
+        for worker in (self.router, self.watermark, self.worklist):
             if worker is not None:
                 worker.stop()
         if self._own_jobs:
