@@ -86,6 +86,10 @@ class MainWindow(QMainWindow):
                             triggered=self.open_query_retrieve)
         qr_action.setEnabled(self.may("query"))
         tools.addAction(qr_action)
+        worklist_action = QAction("Modality &worklist…", self, shortcut=QKeySequence("Ctrl+Shift+W"),
+                                  triggered=self.open_worklist)
+        worklist_action.setEnabled(self.may("query"))
+        tools.addAction(worklist_action)
         tools.addSeparator()
         settings = QAction("&Settings…", self, shortcut=QKeySequence.Preferences, triggered=self.open_settings)
         settings.setEnabled(self.may("settings"))
@@ -160,6 +164,15 @@ class MainWindow(QMainWindow):
         self.qr_dialog = dialog
         dialog.show()
         self.jobs_dock.show()
+
+    def open_worklist(self) -> None:
+        """The items of the worklist providers (what the RIS scheduled), Refresh queries them."""
+        if not self.may("query"):
+            QMessageBox.warning(self, "Modality worklist", "Your role cannot query other nodes.")
+            return
+        from app.ui.worklist_dialog import WorklistDialog
+        self.worklist_dialog = WorklistDialog(self.archive, self)
+        self.worklist_dialog.show()
 
     def open_settings(self) -> None:
         if not self.may("settings"):

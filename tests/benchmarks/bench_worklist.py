@@ -14,8 +14,8 @@ third on our AE title and the rest on other stations. Then, alternately, ``repea
       off so the station is universal as for findscu), every item stored in the database; each
       run in a fresh data home (all items new), timed around the call; then a second call on the
       same home (a refresh: nothing new) is timed beside it.
-  (c) TODO: the worklist dialog's time to show the stored items and to filter them (see
-      `dialog_show_and_filter`; another engineer adds it).
+  (c) the worklist dialog (app.ui.worklist_dialog) over the items kept: from opening it to
+      every item listed and drawn, and each filter (a typed patient ID, one modality, today).
 Figures: seconds and items/s of each (median of ``repeat``), ratio = Lightbox items/s /
 findscu items/s (> 1: Lightbox faster). Every run must bring every item.
 
@@ -149,10 +149,47 @@ def _lightbox(query_and_store, home: Path, port: int, aet: str) -> dict:
 
 # -- (c) the dialog ---------------------------------------------------------------------------------
 def dialog_show_and_filter(home: Path, n: int, log) -> dict | None:
-    """TODO(worklist dialog): the worklist dialog's time to show the ``n`` items stored in
-    ``home`` by query_and_store, and to filter them (by modality, date, typed patient name).
-    Another engineer adds this; until then it returns None and the report says "not measured"."""
-    return None
+    """The worklist dialog over the ``n`` items query_and_store kept in ``home``: seconds from
+    opening it to every item listed and drawn, then to each filter applied (a typed patient
+    ID, one modality, today only) and back to all. None when no home was filled."""
+    if not (home / "lightbox.db").exists():
+        return None
+    if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtWidgets import QApplication
+
+    from app.store.archive import Archive
+    from app.ui.worklist_dialog import WorklistDialog
+    app = QApplication.instance() or QApplication([])
+    archive = Archive(home)
+    try:
+        t0 = time.perf_counter()
+        dialog = WorklistDialog(archive)
+        dialog.dates.setCurrentIndex(2)  # every date: all n items
+        dialog.show()
+        deadline = t0 + 120
+        while dialog.model.rowCount() < n and time.perf_counter() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+        app.processEvents()
+        shown = time.perf_counter() - t0
+        out = {"available": True, "items": dialog.model.rowCount(), "show_s": round(shown, 3)}
+
+        def timed(change) -> tuple[float, int]:
+            t = time.perf_counter()
+            change()
+            app.processEvents()  # the table drawn again
+            return round(time.perf_counter() - t, 4), dialog.model.rowCount()
+        out["filter_patient_id_s"], out["rows_patient_id"] = timed(lambda: dialog.search.setText("WL00000042"))
+        out["clear_s"], _ = timed(lambda: dialog.search.setText(""))
+        out["filter_modality_s"], out["rows_modality"] = timed(lambda: dialog.modality.setCurrentText("CT"))
+        out["filter_today_s"], out["rows_today"] = timed(lambda: dialog.dates.setCurrentIndex(0))
+        dialog.close()
+        log(f"  (c) dialog: {out['items']} items shown in {shown:.3f} s; filters {out['filter_patient_id_s']} / "
+            f"{out['filter_modality_s']} / {out['filter_today_s']} s")
+        return out
+    finally:
+        archive.close()
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -245,7 +282,7 @@ def _run(size: str, sz: Size, work: Path, log) -> dict:
         report["lightbox"] = {"available": True, "runs": [], "reason": "every run failed (see problems)"}
         report["ratio_lightbox_over_findscu"] = None
     dialog = dialog_show_and_filter(work / "home", n, log)
-    report["dialog"] = dialog if dialog is not None else {"available": False, "reason": "TODO: not measured yet"}
+    report["dialog"] = dialog if dialog is not None else {"available": False, "reason": "no items were kept"}
     report["duration_s"] = round(time.time() - started, 1)
     report["problems"] = problems
     return report
@@ -270,7 +307,9 @@ def format_report(r: dict) -> str:
                      f"refresh of the same list {lb['refresh_s']:.2f} s")
         lines.append(f"      ratio Lightbox/findscu items/s {r['ratio_lightbox_over_findscu']} (> 1: Lightbox faster)")
     d = r["dialog"]
-    lines.append("  (c) dialog show + filter: " + (f"{d}" if d.get("available") else d["reason"]))
+    lines.append("  (c) dialog: " + (f"{d['items']} items listed and drawn in {d['show_s']:.3f} s; typed patient ID "
+                                     f"{d['filter_patient_id_s']:.3f} s, one modality {d['filter_modality_s']:.3f} s, "
+                                     f"today only {d['filter_today_s']:.3f} s" if d.get("available") else d["reason"]))
     return benchutil.report_text(lines, r["problems"])
 
 

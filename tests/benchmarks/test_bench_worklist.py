@@ -35,5 +35,6 @@ def test_worklist_query_lightbox_vs_findscu(tmp_path, capsys):
         assert lb["seconds"] > 0 and lb["items_per_s"] > 0 and report["ratio_lightbox_over_findscu"] > 0
     else:
         assert "cannot be imported" in lb["reason"]
-    assert "dialog" in report
+    assert report["dialog"]["available"] and report["dialog"]["items"] == report["items"]
+    assert report["dialog"]["rows_patient_id"] == 1 and 0 < report["dialog"]["rows_modality"] < report["items"]
     assert not report["problems"], report["problems"]
