@@ -7,6 +7,7 @@ query that fails half way changes nothing."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 
 from pydicom.dataset import Dataset
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 from app.store.schema import worklist_item, worklist_query
 
 log = logging.getLogger(__name__)
+_SYNC_LOCK = threading.Lock()
 
 SCHEDULED, VANISHED = "scheduled", "vanished"
 # the columns of worklist_item filled from an item: keyword -> path in the item
@@ -84,7 +86,8 @@ def sync(engine: Engine, node: str, items: list[Dataset], scope) -> dict:
             skipped += 1
             log.warning("worklist item of %s not kept (%s): %s", node, exc, key or "no identity")
     added, changed, seen, gone = [], [], [], []
-    with engine.begin() as conn:
+    # the poller and the dialog's Refresh may answer at once: one comparison at a time
+    with _SYNC_LOCK, engine.begin() as conn:
         kept = {r.item_key: r for r in conn.execute(
             select(worklist_item.c.id, worklist_item.c.item_key, worklist_item.c.status, worklist_item.c.item,
                    worklist_item.c.Modality, worklist_item.c.ScheduledStationAETitle,
