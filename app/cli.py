@@ -627,6 +627,102 @@ def _fetch_priors(archive, study: str) -> None:
               "priors held here", file=sys.stderr)
 
 
+# -- correct ---------------------------------------------------------------------------
+_PATIENT_OPTIONS = {"patient_name": "PatientName", "patient_id": "PatientID", "issuer": "IssuerOfPatientID",
+                    "birth_date": "PatientBirthDate", "sex": "PatientSex"}
+
+
+def _patient_of(archive, patient_id: str) -> dict:
+    from sqlalchemy import select
+
+    from app.store.schema import patient
+    with archive.engine.connect() as conn:
+        row = conn.execute(select(patient).where(patient.c.PatientID == patient_id)).first()
+    if row is None:
+        raise CliError(f"no patient with Patient ID '{patient_id}' in the local archive")
+    return {k: getattr(row, k) or None for k in ("PatientName", "PatientID", "IssuerOfPatientID",
+                                                   "PatientBirthDate", "PatientSex")}
+
+
+def _studies_of(archive, patient_id: str) -> list[str]:
+    from app.store.query import search
+    return [r["StudyInstanceUID"] for r in search(archive.engine, "study", {"PatientID": patient_id})]
+
+
+def cmd_correct(args) -> int:
+    """Correct a study (spec §4.2.1.3.1.8): patient data, Patient Position, or move it to a
+    scheduled procedure or another patient; or merge two patients."""
+    from datetime import datetime
+
+    from app.dicom import corrections
+    from app.dicom.uids import new_uid
+    from app.store import users, worklist
+    from app.store.correct import CorrectionFailed, correct_study
+    archive = _archive(args)
+    when = datetime.now()
+    actor = users.os_actor()
+    results = []
+    try:
+        patient_changes = {kw: getattr(args, opt) for opt, kw in _PATIENT_OPTIONS.items()
+                           if getattr(args, opt) is not None}
+        jobs: list[tuple[str, object, str]] = []  # (study, change, what)
+        if args.merge_into:
+            if not args.patient:
+                raise CliError("--merge-into needs --patient (the Patient ID of the patient merged away)")
+            target = _patient_of(archive, args.merge_into)
+            studies = _studies_of(archive, args.patient)
+            if not studies:
+                raise CliError(f"no studies of Patient ID '{args.patient}' in the local archive")
+            for uid in studies:
+                jobs.append((uid, lambda ds, _s, t=target: corrections.correct_patient(ds, t, when=when),
+                             f"merge patient {args.patient} into {args.merge_into}"))
+        else:
+            if not args.study:
+                raise CliError("say which study: --study UID (or --patient with --merge-into)")
+            if args.to_procedure is not None:
+                rows = [r for r in worklist.items(archive.engine, include_vanished=True) if r["id"] == args.to_procedure]
+                if not rows:
+                    raise CliError(f"no worklist item {args.to_procedure} (see 'lightbox worklist --json': its id)")
+                item = rows[0]
+                who = {k: item.get(k) for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")}
+                jobs.append((args.study, lambda ds, _s: corrections.move_study(
+                    ds, item["StudyInstanceUID"], item["AccessionNumber"] or "", when=when, patient=who),
+                    f"moved to procedure {worklist.procedure_text(item)}"))
+            elif args.to_patient:
+                target = _patient_of(archive, args.to_patient)
+                study_uid = new_uid()
+                jobs.append((args.study, lambda ds, _s: corrections.move_study(ds, study_uid, None, when=when,
+                                                                              patient=target),
+                             f"moved to patient {args.to_patient}"))
+            elif args.position:
+                jobs.append((args.study, lambda ds, per_series: corrections.correct_position(
+                    ds, args.position, per_series.setdefault("frame_of_reference", new_uid()), when=when),
+                    f"Patient Position corrected to {args.position.upper()}"))
+            elif patient_changes:
+                jobs.append((args.study, lambda ds, _s: corrections.correct_patient(ds, patient_changes, when=when),
+                             "patient data corrected"))
+            else:
+                raise CliError("nothing to correct: give patient data (--patient-name, --patient-id, --birth-date, "
+                               "--sex, --issuer), --position, --to-procedure or --to-patient")
+        for study_uid, change, what in jobs:
+            try:
+                results.append(correct_study(archive, study_uid, change, actor=actor, what=what))
+            except (CorrectionFailed, corrections.CorrectionError) as exc:
+                raise CliError(f"study {study_uid}: {exc}") from None
+    finally:
+        archive.close()
+    if args.json:
+        _print_json([r.__dict__ for r in results])
+    else:
+        for r in results:
+            moved = f" (now study {r.study_after})" if r.study_after != r.study_before else ""
+            print(f"study {r.study_before}{moved}: {r.instances} instance(s) corrected; changed "
+                  f"{', '.join(r.changed) or 'nothing'}")
+    if results:
+        print(f"warning: {results[0].warning}", file=sys.stderr)
+    return 0
+
+
 # -- delete ------------------------------------------------------------------------------
 def cmd_delete(args) -> int:
     from app.store import users
@@ -875,6 +971,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw the study's CAD marks: those to be presented, or the optional ones too")
     s.add_argument("--json", action="store_true", help="the protocol and its stages as JSON")
     s.set_defaults(fn=cmd_hang)
+
+    s = sub.add_parser("correct", help="correct a study: patient data, Patient Position, move it to a "
+                       "procedure or patient; merge patients (each change kept in the objects)")
+    s.add_argument("--study", metavar="UID", help="the study to correct")
+    s.add_argument("--patient-name", help="new Patient's Name (e.g. DOE^JANE)")
+    s.add_argument("--patient-id", help="new Patient ID")
+    s.add_argument("--issuer", help="new Issuer of Patient ID")
+    s.add_argument("--birth-date", metavar="YYYYMMDD", help="new Patient's Birth Date (the age is computed again)")
+    s.add_argument("--sex", choices=["M", "F", "O"], help="new Patient's Sex")
+    s.add_argument("--position", choices=["HFS", "FFS", "HFP", "FFP"],
+                   help="the Patient Position the study was really acquired in (geometry turned with it)")
+    s.add_argument("--to-procedure", type=int, metavar="ID",
+                   help="move the study to this worklist item (its id in 'lightbox worklist --json')")
+    s.add_argument("--to-patient", metavar="PATIENT_ID", help="move the study to this patient (new Study UID)")
+    s.add_argument("--patient", metavar="PATIENT_ID", help="with --merge-into: the patient merged away")
+    s.add_argument("--merge-into", metavar="PATIENT_ID", help="merge --patient's studies into this patient")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_correct)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")
     s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")

@@ -26,6 +26,8 @@ class Archive:
         self.writer = IndexWriter(self.engine, self.files, self.settings["node.index_batch"])
         self.ingest = Ingest(self.files, self.journal, self.writer)
         self.adopt_orphans()
+        from app.store.correct import recover
+        recover(self)  # a correction an interruption left half-way is completed
 
     def adopt_orphans(self) -> int:
         """Index what processes that died (kill -9, power cut) acknowledged but left in the

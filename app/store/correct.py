@@ -1,0 +1,170 @@
+"""Corrections applied to a study in the archive (spec §4.2.1.3.1.8; the changes themselves
+are app.dicom.corrections): every object of the study rewritten, or none.
+
+1. Each object is read, changed and written as a corrected copy in
+   <home>/corrections/<id>/, fsynced. Any failure here removes the copies: nothing changed.
+2. The manifest (what replaces what) is written and fsynced: from here the correction
+   happens, whatever comes (a crash is rolled forward at the next start).
+3. Roll forward: the copies take their places in the archive, the index is rewritten in one
+   transaction (the objects' rows and their study, series and patient), the files the
+   correction moved away from are removed, the manifest last.
+
+References to these objects in other objects (presentation states, reports, key images
+elsewhere) are not rewritten, and copies already in a PACS keep the old values: the
+caller tells the user so, as the reference does."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from sqlalchemy import delete, select
+
+from app.dicom.encoding import split_part10
+from app.store import audit
+from app.store.files import fsync_dir, relative_path, write_durably
+from app.store.schema import instance, patient, series, study
+
+log = logging.getLogger(__name__)
+
+WARNING = ("References to these images in other objects (presentation states, reports, key "
+           "images) are not changed, and copies already sent to a PACS keep the old values: delete "
+           "them there before archiving the corrected study again.")
+
+
+class CorrectionFailed(Exception):
+    """Why nothing was changed, for the user."""
+
+
+@dataclass
+class Corrected:
+    study_before: str
+    study_after: str
+    instances: int
+    changed: list[str] = field(default_factory=list)  # the attributes that changed
+    warning: str = WARNING
+
+
+def _folder(archive) -> Path:
+    return archive.home / "corrections"
+
+
+def correct_study(archive, study_uid: str, change: Callable[[Dataset, dict], list[str]], *, actor: str,
+                  what: str) -> Corrected:
+    """Apply ``change(ds, per_series)`` to every object of study ``study_uid``
+    (``per_series``: a dict the change may keep values in per Series Instance UID, e.g. a new
+    Frame of Reference); audited as ``what``."""
+    with archive.engine.connect() as conn:
+        rows = conn.execute(select(instance.c.SOPInstanceUID, instance.c.path, series.c.SeriesInstanceUID)
+                            .join(series, series.c.id == instance.c.series_id)
+                            .join(study, study.c.id == series.c.study_id)
+                            .where(study.c.StudyInstanceUID == study_uid)).all()
+    if not rows:
+        raise CorrectionFailed(f"there is no study {study_uid} in the local archive")
+    work = _folder(archive) / uuid.uuid4().hex
+    work.mkdir(parents=True)
+    entries, changed, per_series = [], set(), {}
+    new_study = study_uid
+    try:
+        for n, (sop, rel, series_uid) in enumerate(rows):
+            ds = pydicom.dcmread(archive.files.absolute(rel))
+            changed.update(change(ds, per_series.setdefault(series_uid, {})))
+            new_study = str(ds.StudyInstanceUID)
+            copy = work / f"{n:06d}.dcm"
+            buffer = DicomBytesIO()
+            ds.save_as(buffer, enforce_file_format=True)
+            write_durably(copy, [buffer.getvalue()])
+            entries.append({"copy": copy.name, "old": rel,
+                            "new": relative_path(new_study, str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))})
+        manifest = {"study_before": study_uid, "study_after": new_study, "actor": actor, "what": what,
+                    "changed": sorted(changed), "entries": entries,
+                    "at": datetime.now().isoformat(timespec="seconds")}
+        write_durably(work / "manifest.json", [json.dumps(manifest).encode()])
+        fsync_dir(work)
+    except Exception as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        log.error("correction of study %s not done (%s); nothing changed", study_uid, exc)
+        if isinstance(exc, CorrectionFailed):
+            raise
+        raise CorrectionFailed(f"nothing was changed: {exc}") from exc
+    _roll_forward(archive, work)  # the correction is decided: from here it completes, even after a crash
+    return Corrected(study_uid, new_study, len(entries), sorted(changed))
+
+
+def recover(archive) -> int:
+    """Complete the corrections a crash interrupted after their manifest was written; drop
+    the copies of those interrupted before (nothing of them happened). How many completed."""
+    done = 0
+    folder = _folder(archive)
+    if not folder.is_dir():
+        return 0
+    for work in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if (work / "manifest.json").exists():
+            _roll_forward(archive, work)
+            done += 1
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if done:
+        log.info("completed %d correction(s) an interruption had left half-way", done)
+    return done
+
+
+def _roll_forward(archive, work: Path) -> None:
+    manifest = json.loads((work / "manifest.json").read_text())
+    entries = manifest["entries"]
+    for e in entries:  # idempotent: a copy already moved is simply in place
+        copy, target = work / e["copy"], archive.files.absolute(e["new"])
+        if copy.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(copy, target)
+            fsync_dir(target.parent)
+    records = []
+    for e in entries:
+        data = archive.files.absolute(e["new"]).read_bytes()
+        meta, offset = split_part10(data)
+        _, record = archive.ingest._prepare(memoryview(data)[offset:], str(meta.TransferSyntaxUID),
+                                            str(meta.get("SourceApplicationEntityTitle", "") or "").strip() or None,
+                                            None, None)
+        records.append(record)
+    _reindex(archive, manifest, records)
+    for e in entries:
+        if e["old"] != e["new"]:
+            archive.files.absolute(e["old"]).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _reindex(archive, manifest: dict, records: list) -> None:
+    from app.store.index_writer import index_one
+    sops = [r.instance["SOPInstanceUID"] for r in records]
+    with archive.engine.begin() as conn:
+        old_patient = conn.execute(select(patient.c.PatientID, patient.c.PatientName)
+                                   .join(study, study.c.patient_id == patient.c.id)
+                                   .where(study.c.StudyInstanceUID == manifest["study_before"])).first()
+        for i in range(0, len(sops), 500):
+            conn.execute(delete(instance).where(instance.c.SOPInstanceUID.in_(sops[i:i + 500])))
+        # the series and study rows emptied go before the objects are indexed again: theirs
+        # would otherwise be found and kept with the old values (the same UIDs)
+        conn.execute(delete(series).where(~select(instance.c.id).where(instance.c.series_id == series.c.id)
+                                          .exists()))
+        conn.execute(delete(study).where(~select(series.c.id).where(series.c.study_id == study.c.id).exists()))
+        for record in records:
+            index_one(conn, record)
+        conn.execute(delete(patient).where(~select(study.c.id).where(study.c.patient_id == patient.c.id).exists()))
+        detail = (f"{manifest['what']}: {len(records)} instance(s); changed {', '.join(manifest['changed']) or 'nothing'}"
+                  + (f"; study {manifest['study_before']} is now {manifest['study_after']}"
+                     if manifest["study_after"] != manifest["study_before"] else ""))
+        audit.record(conn, manifest["actor"], "correct", detail,
+                     patient_id=old_patient.PatientID if old_patient else None,
+                     patient_name=old_patient.PatientName if old_patient else None,
+                     study_uid=manifest["study_before"])
+    log.info("%s corrected study %s: %s", manifest["actor"], manifest["study_before"], detail)
