@@ -632,82 +632,27 @@ _PATIENT_OPTIONS = {"patient_name": "PatientName", "patient_id": "PatientID", "i
                     "birth_date": "PatientBirthDate", "sex": "PatientSex"}
 
 
-def _patient_of(archive, patient_id: str) -> dict:
-    from sqlalchemy import select
-
-    from app.store.schema import patient
-    with archive.engine.connect() as conn:
-        row = conn.execute(select(patient).where(patient.c.PatientID == patient_id)).first()
-    if row is None:
-        raise CliError(f"no patient with Patient ID '{patient_id}' in the local archive")
-    return {k: getattr(row, k) or None for k in ("PatientName", "PatientID", "IssuerOfPatientID",
-                                                   "PatientBirthDate", "PatientSex")}
-
-
-def _studies_of(archive, patient_id: str) -> list[str]:
-    from app.store.query import search
-    return [r["StudyInstanceUID"] for r in search(archive.engine, "study", {"PatientID": patient_id})]
-
-
 def cmd_correct(args) -> int:
     """Correct a study (spec §4.2.1.3.1.8): patient data, Patient Position, or move it to a
     scheduled procedure or another patient; or merge two patients."""
-    from datetime import datetime
-
-    from app.dicom import corrections
-    from app.dicom.uids import new_uid
-    from app.store import users, worklist
-    from app.store.correct import CorrectionFailed, correct_study
+    from app.dicom.corrections import CorrectionError
+    from app.store import users
+    from app.store.correct import WARNING, CorrectionFailed, Request, correct_study, plan
     archive = _archive(args)
-    when = datetime.now()
-    actor = users.os_actor()
     results = []
     try:
-        patient_changes = {kw: getattr(args, opt) for opt, kw in _PATIENT_OPTIONS.items()
-                           if getattr(args, opt) is not None}
-        jobs: list[tuple[str, object, str]] = []  # (study, change, what)
-        if args.merge_into:
-            if not args.patient:
-                raise CliError("--merge-into needs --patient (the Patient ID of the patient merged away)")
-            target = _patient_of(archive, args.merge_into)
-            studies = _studies_of(archive, args.patient)
-            if not studies:
-                raise CliError(f"no studies of Patient ID '{args.patient}' in the local archive")
-            for uid in studies:
-                jobs.append((uid, lambda ds, _s, t=target: corrections.correct_patient(ds, t, when=when),
-                             f"merge patient {args.patient} into {args.merge_into}"))
-        else:
-            if not args.study:
-                raise CliError("say which study: --study UID (or --patient with --merge-into)")
-            if args.to_procedure is not None:
-                rows = [r for r in worklist.items(archive.engine, include_vanished=True) if r["id"] == args.to_procedure]
-                if not rows:
-                    raise CliError(f"no worklist item {args.to_procedure} (see 'lightbox worklist --json': its id)")
-                item = rows[0]
-                who = {k: item.get(k) for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")}
-                jobs.append((args.study, lambda ds, _s: corrections.move_study(
-                    ds, item["StudyInstanceUID"], item["AccessionNumber"] or "", when=when, patient=who),
-                    f"moved to procedure {worklist.procedure_text(item)}"))
-            elif args.to_patient:
-                target = _patient_of(archive, args.to_patient)
-                study_uid = new_uid()
-                jobs.append((args.study, lambda ds, _s: corrections.move_study(ds, study_uid, None, when=when,
-                                                                              patient=target),
-                             f"moved to patient {args.to_patient}"))
-            elif args.position:
-                jobs.append((args.study, lambda ds, per_series: corrections.correct_position(
-                    ds, args.position, per_series.setdefault("frame_of_reference", new_uid()), when=when),
-                    f"Patient Position corrected to {args.position.upper()}"))
-            elif patient_changes:
-                jobs.append((args.study, lambda ds, _s: corrections.correct_patient(ds, patient_changes, when=when),
-                             "patient data corrected"))
-            else:
-                raise CliError("nothing to correct: give patient data (--patient-name, --patient-id, --birth-date, "
-                               "--sex, --issuer), --position, --to-procedure or --to-patient")
-        for study_uid, change, what in jobs:
+        request = Request(study=args.study, patient={kw: getattr(args, opt) for opt, kw in _PATIENT_OPTIONS.items()
+                                                     if getattr(args, opt) is not None},
+                          position=args.position, to_procedure=args.to_procedure, to_patient=args.to_patient,
+                          merge_patient=args.patient, merge_into=args.merge_into)
+        try:
+            steps = plan(archive, request)
+        except CorrectionFailed as exc:
+            raise CliError(str(exc)) from None
+        for study_uid, change, what in steps:
             try:
-                results.append(correct_study(archive, study_uid, change, actor=actor, what=what))
-            except (CorrectionFailed, corrections.CorrectionError) as exc:
+                results.append(correct_study(archive, study_uid, change, actor=users.os_actor(), what=what))
+            except (CorrectionFailed, CorrectionError) as exc:
                 raise CliError(f"study {study_uid}: {exc}") from None
     finally:
         archive.close()
@@ -718,8 +663,7 @@ def cmd_correct(args) -> int:
             moved = f" (now study {r.study_after})" if r.study_after != r.study_before else ""
             print(f"study {r.study_before}{moved}: {r.instances} instance(s) corrected; changed "
                   f"{', '.join(r.changed) or 'nothing'}")
-    if results:
-        print(f"warning: {results[0].warning}", file=sys.stderr)
+    print(f"warning: {WARNING}", file=sys.stderr)
     return 0
 
 

@@ -28,7 +28,7 @@ from typing import Callable
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from app.dicom.encoding import split_part10
 from app.store import audit
@@ -53,6 +53,73 @@ class Corrected:
     instances: int
     changed: list[str] = field(default_factory=list)  # the attributes that changed
     warning: str = WARNING
+
+
+@dataclass
+class Request:
+    """What the user asked to correct (one of: patient data, position, a move, a merge)."""
+    study: str | None = None
+    patient: dict[str, str] = field(default_factory=dict)   # keyword -> new value
+    position: str | None = None
+    to_procedure: int | None = None                         # a kept worklist item's id
+    to_patient: str | None = None                           # a Patient ID of the archive
+    merge_patient: str | None = None                        # merged away ...
+    merge_into: str | None = None                           # ... into this Patient ID
+
+
+def _patient_of(archive, patient_id: str) -> dict:
+    with archive.engine.connect() as conn:
+        row = conn.execute(select(patient).where(patient.c.PatientID == patient_id)).first()
+    if row is None:
+        raise CorrectionFailed(f"no patient with Patient ID '{patient_id}' in the local archive")
+    return {k: getattr(row, k) or None for k in ("PatientName", "PatientID", "IssuerOfPatientID",
+                                                   "PatientBirthDate", "PatientSex")}
+
+
+def plan(archive, request: Request) -> list[tuple[str, Callable, str]]:
+    """(study, change, what) for each study ``request`` touches: the CLI's and the browser's
+    one way of turning a request into corrections."""
+    from app.dicom import corrections
+    from app.dicom.uids import new_uid
+    from app.store import worklist
+    from app.store.query import search
+    when = datetime.now()
+    if request.merge_into:
+        if not request.merge_patient:
+            raise CorrectionFailed("a merge needs the patient merged away (--patient) and the one kept (--merge-into)")
+        target = _patient_of(archive, request.merge_into)
+        studies = [r["StudyInstanceUID"] for r in search(archive.engine, "study", {"PatientID": request.merge_patient})]
+        if not studies:
+            raise CorrectionFailed(f"no studies of Patient ID '{request.merge_patient}' in the local archive")
+        return [(uid, lambda ds, _s: corrections.correct_patient(ds, target, when=when),
+                 f"merged patient {request.merge_patient} into {request.merge_into}") for uid in studies]
+    if not request.study:
+        raise CorrectionFailed("say which study: --study UID (or a merge of two patients)")
+    if request.to_procedure is not None:
+        rows = [r for r in worklist.items(archive.engine, include_vanished=True) if r["id"] == request.to_procedure]
+        if not rows:
+            raise CorrectionFailed(f"no worklist item {request.to_procedure} (see 'lightbox worklist --json': its id)")
+        item = rows[0]
+        who = {k: item.get(k) for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")}
+        return [(request.study, lambda ds, _s: corrections.move_study(
+            ds, item["StudyInstanceUID"], item["AccessionNumber"] or "", when=when, patient=who),
+            f"moved to procedure {worklist.procedure_text(item)}")]
+    if request.to_patient:
+        target = _patient_of(archive, request.to_patient)
+        study_uid = new_uid()
+        return [(request.study, lambda ds, _s: corrections.move_study(ds, study_uid, None, when=when, patient=target),
+                 f"moved to patient {request.to_patient}")]
+    if request.position:
+        position = request.position.upper()
+        return [(request.study, lambda ds, per_series: corrections.correct_position(
+            ds, position, per_series.setdefault("frame_of_reference", new_uid()), when=when),
+            f"Patient Position corrected to {position}")]
+    if request.patient:
+        changes = dict(request.patient)
+        return [(request.study, lambda ds, _s: corrections.correct_patient(ds, changes, when=when),
+                 "patient data corrected")]
+    raise CorrectionFailed("nothing to correct: give patient data (--patient-name, --patient-id, --birth-date, "
+                           "--sex, --issuer), --position, --to-procedure or --to-patient")
 
 
 def _folder(archive) -> Path:
@@ -157,9 +224,16 @@ def _reindex(archive, manifest: dict, records: list) -> None:
         conn.execute(delete(series).where(~select(instance.c.id).where(instance.c.series_id == series.c.id)
                                           .exists()))
         conn.execute(delete(study).where(~select(series.c.id).where(series.c.study_id == study.c.id).exists()))
+        conn.execute(delete(patient).where(~select(study.c.id).where(study.c.patient_id == patient.c.id).exists()))
         for record in records:
             index_one(conn, record)
-        conn.execute(delete(patient).where(~select(study.c.id).where(study.c.patient_id == patient.c.id).exists()))
+        if records:  # the patient's row takes the corrected data (it may have other studies)
+            values = dict(records[0].patient)
+            values["PatientID"], values["IssuerOfPatientID"] = values.get("PatientID") or "", \
+                values.get("IssuerOfPatientID") or ""
+            conn.execute(update(patient).where(patient.c.PatientID == values["PatientID"],
+                                               patient.c.IssuerOfPatientID == values["IssuerOfPatientID"])
+                         .values(**values))
         detail = (f"{manifest['what']}: {len(records)} instance(s); changed {', '.join(manifest['changed']) or 'nothing'}"
                   + (f"; study {manifest['study_before']} is now {manifest['study_after']}"
                      if manifest["study_after"] != manifest["study_before"] else ""))

@@ -364,7 +364,7 @@ class PatientBrowser(QWidget):
             return
         menu = QMenu(self)
         for label, action in (("Open in viewer", "open"), ("Send to…", "send"), ("Export…", "export"),
-                              ("Print…", "print"), (None, None), ("Delete…", "delete")):
+                              ("Print…", "print"), (None, None), ("Correct…", "correct"), ("Delete…", "delete")):
             if label is None:
                 menu.addSeparator()
                 continue

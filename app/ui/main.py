@@ -259,9 +259,42 @@ class MainWindow(QMainWindow):
             self.delete_studies(rows)
         elif action == "send":
             self.send_studies(rows)
+        elif action == "correct":
+            self.correct_study(rows[0])
         else:
             QMessageBox.information(self, "Not available yet",
                                     f"'{action}' is not part of this version of Lightbox yet.")
+
+    def correct_study(self, row: dict) -> None:
+        """Correct the study (patient data, position, procedure, patient, merge): every object
+        rewritten with the change recorded in it, all or none, off the GUI thread."""
+        from app.dicom.corrections import CorrectionError
+        from app.store.correct import CorrectionFailed, correct_study, plan
+        from app.ui.correct_dialog import CorrectDialog
+        if not self.may("correct"):
+            QMessageBox.warning(self, "Correct study", "Your role cannot correct studies; ask a technologist "
+                                "or an administrator.")
+            return
+        dialog = CorrectDialog(self.archive, row, self)
+        self.correct_dialog = dialog
+        if dialog.exec() != QDialog.Accepted:
+            return
+        archive, actor, request = self.archive, self.actor, dialog.request()
+
+        def run() -> list:
+            return [correct_study(archive, study, change, actor=actor, what=what)
+                    for study, change, what in plan(archive, request)]
+
+        def done(results, error) -> None:
+            if error is not None:
+                reason = str(error) if isinstance(error, (CorrectionFailed, CorrectionError)) else repr(error)
+                QMessageBox.critical(self, "Correct study", f"Nothing was changed: {reason}")
+                return
+            changed = sorted({c for r in results for c in r.changed})
+            self.statusBar().showMessage(f"Corrected {sum(r.instances for r in results)} image(s) in "
+                                         f"{len(results)} stud(ies): {', '.join(changed) or 'nothing changed'}", 15000)
+            self.browser.refresh()
+        run_in_background(run, done)
 
     def send_studies(self, rows: list[dict]) -> None:
         """Pick a node, then one send job for the selected studies (one association)."""
