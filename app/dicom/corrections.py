@@ -6,8 +6,8 @@ valid DICOM and says what it was. Applying them to the archive, all objects of a
 none, is app.store's business.
 
 Patient Position: only the head-first/feet-first and supine/prone positions; the geometry
-of the patient coordinate system turns with the patient, so positions, orientations and
-the CT centres are turned, Slice Location (meaningless now) emptied, and the series gets a
+of the patient coordinate system turns with the patient, so positions, orientations (also
+those of an enhanced object's functional groups) and the CT centres are turned, Slice Location (meaningless now) emptied, and the series gets a
 new Frame of Reference (the caller gives one UID per series)."""
 
 from __future__ import annotations
@@ -147,6 +147,12 @@ def correct_position(ds: Dataset, position: str, frame_of_reference: str, *, whe
     for keyword in ("DataCollectionCenterPatient", "ReconstructionTargetCenterPatient"):
         if (centre := vec(keyword)) is not None:
             values[keyword] = _ds_list(turn @ centre)
+    # an enhanced multi-frame object keeps its geometry in the functional groups
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        groups = ds.get(keyword)
+        turned = _turned_groups(groups, turn) if groups else None
+        if turned is not None:
+            values[keyword] = turned
     if "SliceLocation" in ds:
         values["SliceLocation"] = None
     if "FrameOfReferenceUID" in ds:
@@ -159,6 +165,24 @@ def correct_position(ds: Dataset, position: str, frame_of_reference: str, *, whe
             if ds.get(keyword) not in (None, ""):
                 values[keyword] = -float(ds.get(keyword))
     return _replace(ds, values, when=when)
+
+
+def _turned_groups(groups, turn: np.ndarray):
+    """A copy of functional group items with their plane positions and orientations turned;
+    None if they hold none."""
+    import copy
+    out = copy.deepcopy(groups)
+    touched = False
+    for item in out:
+        for sequence, keyword in (("PlanePositionSequence", "ImagePositionPatient"),
+                                  ("PlaneOrientationSequence", "ImageOrientationPatient")):
+            inner = item.get(sequence)
+            if not inner or keyword not in inner[0] or inner[0][keyword].value is None:
+                continue
+            v = np.array([float(x) for x in inner[0][keyword].value])
+            inner[0][keyword].value = _ds_list(np.concatenate([turn @ v[i:i + 3] for i in range(0, len(v), 3)]))
+            touched = True
+    return out if touched else None
 
 
 _AXES = {"L": (0, 1), "R": (0, -1), "P": (1, 1), "A": (1, -1), "H": (2, 1), "F": (2, -1)}

@@ -30,13 +30,17 @@ def _ct(position: str = "HFS"):
     return ds
 
 
-def _valid(ds, tmp_path, name: str) -> None:
+def _errors(ds, tmp_path, name: str) -> set[str]:
     if shutil.which("dciodvfy") is None:
         pytest.skip("dicom3tools' dciodvfy is not installed")
     path = save(ds, tmp_path / name)
     out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
-    errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
-    assert not errors, "\n".join(errors)
+    return {line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")}
+
+
+def _valid(ds, tmp_path, name: str) -> None:
+    errors = _errors(ds, tmp_path, name)
+    assert not errors, "\n".join(sorted(errors))
 
 
 def _last_original(ds):
@@ -114,3 +118,22 @@ def test_prone_and_projection_letters_and_xa_angles():
     correct_position(ds, "FFP", generate_uid(), when=WHEN)  # head and feet swapped: the angles turn
     assert list(ds.PatientOrientation) == ["L", "A"]
     assert (float(ds.PositionerPrimaryAngle), float(ds.PositionerSecondaryAngle)) == (-30.0, 10.0)
+
+
+def test_an_enhanced_object_turns_the_geometry_of_its_functional_groups(tmp_path):
+    from tests.peers.peerutil import enhanced_mr
+    ds = pydicom.dcmread(enhanced_mr(tmp_path / "emr.dcm"))
+    ds.PatientPosition = "HFS"
+    as_made = _errors(ds, tmp_path, "emr-hfs.dcm")  # the sample is not a complete Enhanced MR
+    before = [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+              for f in ds.PerFrameFunctionalGroupsSequence]
+    correct_position(ds, "FFS", generate_uid(), when=WHEN)
+    after = [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+             for f in ds.PerFrameFunctionalGroupsSequence]
+    assert after == [[-x, y, -z] for x, y, z in before]
+    shared = ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
+    assert [float(v) for v in shared][:3] == [-1.0, 0.0, 0.0]
+    old = ds.OriginalAttributesSequence[-1].ModifiedAttributesSequence[0]
+    assert [float(v) for v in old.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient] \
+        == before[0]
+    assert _errors(ds, tmp_path, "emr-ffs.dcm") <= as_made  # the correction adds no error
