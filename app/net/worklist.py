@@ -147,8 +147,9 @@ class WorklistPoller(Periodic):
             poll_all(self.archive)
 
 
-def poll_all(archive) -> dict[str, dict | str]:
-    """One query of each worklist provider: node name -> its result, or the error text."""
+def poll_all(archive, on_pending=None) -> dict[str, dict | str]:
+    """One query of each worklist provider: node name -> its result, or the error text.
+    ``on_pending(node name, items so far)`` as the pending answers come (Table 4-25)."""
     from app.net.query_retrieve import QueryFailed
     from app.store import nodes
     out: dict[str, dict | str] = {}
@@ -156,7 +157,8 @@ def poll_all(archive) -> dict[str, dict | str]:
         if "worklist" not in node.roles:
             continue
         try:
-            out[node.name] = query_and_store(archive, node)
+            out[node.name] = query_and_store(archive, node, on_pending=(lambda n, name=node.name: on_pending(name, n))
+                                             if on_pending else None)
         except QueryFailed as exc:
             out[node.name] = str(exc)
     return out

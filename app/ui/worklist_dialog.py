@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from pydicom.datadict import dictionary_description
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QSplitter,
     QTableView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
@@ -223,13 +223,22 @@ class WorklistDialog(QDialog):
         self.refresh_button.setEnabled(False)
         self.count.setText("Querying the worklist providers…")
         archive = self.archive
+        pending: dict[str, int] = {}  # written by the query's thread, read by the timer
+
+        def show_pending() -> None:
+            if pending:
+                self.count.setText("Querying the worklist providers… " + ", ".join(
+                    f"{name}: {n} item(s) so far" for name, n in sorted(dict(pending).items())))
+        timer = QTimer(self, interval=200, timeout=show_pending)
+        timer.start()
 
         def done(results, error) -> None:
+            timer.stop()
             self.refresh_button.setEnabled(True)
             if error is not None:
                 self.count.setText(f"The worklist query failed: {error}")
             self.reload()
-        run_in_background(lambda: poll_all(archive), done)
+        run_in_background(lambda: poll_all(archive, on_pending=pending.__setitem__), done)
 
     # -- details ---------------------------------------------------------------------------
     def show_details(self, index) -> None:
