@@ -1,0 +1,63 @@
+"""Print Management SCU against DCMTK dcmprscp (spec §4.2.1.3.7): a composed film page is
+printed as STANDARD\\1,1; what the printer stored (the Hardcopy Grayscale image of the image
+box, the Stored Print of the film box) holds exactly our page and the film box attributes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+
+from app.film.compose import compose, page_shape
+from app.net.printing import Film, PrintFailed, print_page
+from app.store.archive import Archive
+from app.store.nodes import RemoteNode, add_node, get_node
+from conftest import ROOT, free_port
+
+pytestmark = pytest.mark.peers
+SCRIPT = ROOT.parent / "shared" / "peers" / "peers" / "print_scp.sh"
+
+
+@pytest.fixture
+def printer(tmp_path):
+    port = free_port()
+    run = subprocess.run(["bash", str(SCRIPT), str(port), str(tmp_path / "printer")], env=dict(os.environ),
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    archive = Archive(tmp_path / "home")
+    add_node(archive.engine, RemoteNode("CAMERA", "PRINTSCP", "127.0.0.1", port, ("print",)))
+    yield archive, get_node(archive.engine, "CAMERA"), tmp_path / "printer" / "db"
+    archive.close()
+    subprocess.run(["bash", str(SCRIPT), "stop", str(tmp_path / "printer")], capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("bits", [12, 8])
+def test_a_film_page_arrives_pixel_for_pixel(printer, bits):
+    archive, node, db = printer
+    shape = page_shape("14INX17IN", "PORTRAIT", 40)  # a small resolution: the test's page is 680x560
+    top = 2 ** bits - 1
+    ramp = (np.arange(64 * 48).reshape(64, 48) % (top + 1)).astype(np.uint16 if bits == 12 else np.uint8)
+    page = compose([ramp, ramp.T.copy(), None, ramp], shape, 2, 2, bits=bits, gap=4)
+    result = print_page(archive.settings, node, page, Film(size="14INX17IN", orientation="PORTRAIT"))
+    assert result.printer_status in ("NORMAL", "WARNING", "FAILURE", "")
+    images = [pydicom.dcmread(p) for p in db.glob("HG*")]
+    prints = [pydicom.dcmread(p) for p in db.glob("SP*")]
+    assert len(images) == 1 and len(prints) == 1
+    hg = images[0]
+    assert (hg.Rows, hg.Columns) == shape == (680, 560)  # portrait: more rows than columns
+    assert np.array_equal(hg.pixel_array, page)
+    box = prints[0].FilmBoxContentSequence[0]
+    assert (box.FilmSizeID, box.FilmOrientation, box.ImageDisplayFormat) == ("14INX17IN", "PORTRAIT", "STANDARD\\1,1")
+
+
+def test_a_printer_that_is_down_says_so(tmp_path):
+    archive = Archive(tmp_path / "home")
+    try:
+        add_node(archive.engine, RemoteNode("GONE", "PRINTSCP", "127.0.0.1", free_port(), ("print",)))
+        with pytest.raises(PrintFailed, match="cannot connect"):
+            print_page(archive.settings, get_node(archive.engine, "GONE"), np.zeros((10, 8), np.uint16), Film())
+    finally:
+        archive.close()
