@@ -667,6 +667,60 @@ def cmd_correct(args) -> int:
     return 0
 
 
+# -- print -------------------------------------------------------------------------------
+def cmd_print(args) -> int:
+    """Compose a film of the given images and print it (or write the page to a file)."""
+    from app.film.compose import FilmError, compose, page_shape, print_values
+    from app.imaging.png import encode_png
+    from app.imaging.series import ImageError, SeriesImages, archive_series_files
+    from app.net.printing import Film, PrintFailed, print_page
+    if args.printer and Path(args.printer).is_file():  # 'print --out page.png a.dcm b.dcm': no printer
+        args.paths, args.printer = [args.printer, *args.paths], None
+    if not args.printer and not args.out:
+        raise CliError("give a printer (see 'lightbox nodes list') or --out FILE.png for the page")
+    try:
+        rows, columns = (int(v) for v in args.layout.lower().split("x"))
+    except ValueError:
+        raise CliError(f"--layout {args.layout}: rows x columns, e.g. 2x2") from None
+    archive = _archive(args)
+    try:
+        files = archive_series_files(archive, args.series) if args.series else [Path(p) for p in args.paths]
+        if not files:
+            raise CliError("no images to print: give --series UID or files")
+        images = SeriesImages(files)
+        try:
+            shown = [print_values(images.header(i), images.stored(i), args.bits) for i in range(min(len(images),
+                                                                                                   rows * columns))]
+        except (ImageError, FilmError) as exc:
+            raise CliError(str(exc)) from None
+        finally:
+            images.close()
+        try:
+            page = compose(shown, page_shape(args.film, args.orientation, args.dpi), rows, columns, bits=args.bits)
+        except FilmError as exc:
+            raise CliError(str(exc)) from None
+        if args.out:
+            eight = page if page.dtype.itemsize == 1 else (page >> 4).astype("u1")
+            args.out.write_bytes(encode_png(eight))
+            print(f"{args.out}: the page, {page.shape[1]}x{page.shape[0]} pixels")
+        if args.printer:
+            node = _remote_node(archive, args.printer)
+            try:
+                result = print_page(archive.settings, node, page, Film(size=args.film, orientation=args.orientation.upper(),
+                                                                       medium=args.medium))
+            except PrintFailed as exc:
+                raise CliError(f"not printed: {exc}") from None
+            _audit(archive.engine, "print", f"{len(shown)} image(s) on {args.film} {args.layout} to {node.name}")
+            print(f"printed {len(shown)} image(s) on one {args.film} {args.orientation.lower()} film "
+                  f"({page.shape[1]}x{page.shape[0]} pixels, {args.bits} bits) on {node.name}"
+                  + (f"; printer: {result.printer_status} {result.printer_status_info}".rstrip() if result.printer_status else ""))
+            for warning in result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+    finally:
+        archive.close()
+    return 0
+
+
 # -- delete ------------------------------------------------------------------------------
 def cmd_delete(args) -> int:
     from app.store import users
@@ -933,6 +987,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--merge-into", metavar="PATIENT_ID", help="merge --patient's studies into this patient")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_correct)
+
+    s = sub.add_parser("print", help="compose a film and print it on a DICOM printer (or write the page)")
+    s.add_argument("printer", nargs="?", help="printer node (see 'lightbox nodes list')")
+    s.add_argument("paths", nargs="*", help="image files (instead of --series)")
+    s.add_argument("--series", metavar="UID", help="the images of this series, in reading order")
+    s.add_argument("--film", default="14INX17IN", help="film size (spec Table 4-31; default 14INX17IN)")
+    s.add_argument("--layout", default="1x1", help="rows x columns (default 1x1)")
+    s.add_argument("--orientation", default="PORTRAIT", type=str.upper, choices=["PORTRAIT", "LANDSCAPE"])
+    s.add_argument("--dpi", type=float, default=300, help="the printer's resolution (default 300)")
+    s.add_argument("--bits", type=int, choices=[8, 12], default=12)
+    s.add_argument("--medium", default="BLUE FILM", help="medium type (default BLUE FILM)")
+    s.add_argument("--out", type=Path, help="also write the page as a PNG (alone: print to file)")
+    s.set_defaults(fn=cmd_print)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")
     s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")

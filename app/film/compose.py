@@ -112,3 +112,22 @@ def compose(images: list[np.ndarray | None], shape: tuple[int, int], rows: int, 
         if img is not None:
             place(page, img.astype(page.dtype, copy=False), layout[i], (scales or [None] * len(images))[i])
     return page
+
+
+def print_values(header, stored: np.ndarray, bits: int, window=None) -> np.ndarray:
+    """An image as it is printed: its modality values through its window (the file's first,
+    or the one given) onto 2**bits grey levels, polarity as the viewer shows it."""
+    from app.imaging import pixels
+    if pixels.is_color(header):
+        raise FilmError("colour images go to a colour printer (Basic Color Print), not this grayscale film")
+    if bits == 8:
+        return pixels.display(header, stored, window)
+    window = window or pixels.default_window(header, stored)
+    top = float(2 ** bits - 1)
+    y = pixels.apply_window(pixels.modality_values(header, stored), window, out_max=top)
+    inverse = str(header.get("PresentationLUTShape", "") or "").strip().upper() == "INVERSE" or (
+        str(header.get("PresentationLUTShape", "") or "").strip() == ""
+        and str(header.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1")
+    if inverse:
+        y = top - y
+    return np.clip(np.rint(y), 0, top).astype(np.uint16)

@@ -61,3 +61,28 @@ def test_a_printer_that_is_down_says_so(tmp_path):
             print_page(archive.settings, get_node(archive.engine, "GONE"), np.zeros((10, 8), np.uint16), Film())
     finally:
         archive.close()
+
+
+def test_lightbox_print_a_series_and_to_a_file(printer, tmp_path):
+    from conftest import lightbox
+    from peerutil import ct_dataset, save
+    from pydicom.uid import generate_uid
+    archive, node, db = printer
+    home = archive.home
+    archive.close()
+    study, series = generate_uid(), generate_uid()
+    files = [save(ct_dataset(study, series, generate_uid(), i + 1, size=32, seed=i), tmp_path / f"{i}.dcm")
+             for i in range(3)]
+    lightbox(home, "import", *map(str, files))
+    out = lightbox(home, "print", "CAMERA", "--series", series, "--film", "8INX10IN", "--layout", "1x3",
+                   "--dpi", "50", "--out", str(tmp_path / "page.png"))
+    assert "printed 3 image(s) on one 8INX10IN portrait film (400x500 pixels, 12 bits) on CAMERA" in out.stdout
+    hg = [pydicom.dcmread(p) for p in db.glob("HG*")]
+    assert len(hg) == 1 and (hg[0].Rows, hg[0].Columns, hg[0].BitsStored) == (500, 400, 12)
+    assert hg[0].pixel_array.max() > 0  # the images are on it
+    assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+    alone = lightbox(home, "print", "--out", str(tmp_path / "alone.png"), "--layout", "2x2", "--dpi", "20",
+                     *map(str, files))
+    assert "alone.png: the page, 280x340 pixels" in alone.stdout
+    bad = lightbox(home, "print", "CAMERA", "--film", "A3", "--series", series, check=False)
+    assert bad.returncode == 2 and "film size A3 is not one of" in bad.stderr

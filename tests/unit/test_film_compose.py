@@ -58,3 +58,21 @@ def test_eight_bit_pages_and_shrinking_averages():
     assert page.dtype == np.uint8 and page.tolist() == [[200, 0], [200, 0]]
     checker = np.indices((4, 4)).sum(axis=0) % 2 * 200
     assert (compose([checker.astype(np.uint8)], (2, 2), 1, 1, bits=8) == 100).all()
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_print_values_are_the_viewers_grey_levels_at_twelve_bits(photometric):
+    """12 bits: the same window and polarity as the 8 bits the viewer shows, finer."""
+    from pydicom.uid import generate_uid
+
+    from app.film.compose import print_values
+    from app.imaging import pixels
+    from tests.peers.peerutil import ct_dataset
+    ds = ct_dataset(generate_uid(), generate_uid(), generate_uid(), 1, size=32, seed=3)
+    ds.PhotometricInterpretation = photometric
+    stored = np.frombuffer(ds.PixelData, dtype="<i2" if ds.PixelRepresentation else "<u2").reshape(32, 32)
+    window = pixels.Window(40, 400)
+    twelve = print_values(ds, stored, 12, window)
+    eight = print_values(ds, stored, 8, window)
+    assert twelve.dtype == np.uint16 and twelve.max() <= 4095 and eight.dtype == np.uint8
+    assert np.abs(twelve.astype(float) / 4095 * 255 - eight).max() <= 1.0
