@@ -637,23 +637,17 @@ def cmd_correct(args) -> int:
     scheduled procedure or another patient; or merge two patients."""
     from app.dicom.corrections import CorrectionError
     from app.store import users
-    from app.store.correct import WARNING, CorrectionFailed, Request, correct_study, plan
+    from app.store.correct import WARNING, CorrectionFailed, Request, apply
     archive = _archive(args)
-    results = []
     try:
         request = Request(study=args.study, patient={kw: getattr(args, opt) for opt, kw in _PATIENT_OPTIONS.items()
                                                      if getattr(args, opt) is not None},
                           position=args.position, to_procedure=args.to_procedure, to_patient=args.to_patient,
                           merge_patient=args.patient, merge_into=args.merge_into)
         try:
-            steps = plan(archive, request)
-        except CorrectionFailed as exc:
+            results = apply(archive, request, actor=users.os_actor())
+        except (CorrectionFailed, CorrectionError) as exc:
             raise CliError(str(exc)) from None
-        for study_uid, change, what in steps:
-            try:
-                results.append(correct_study(archive, study_uid, change, actor=users.os_actor(), what=what))
-            except (CorrectionFailed, CorrectionError) as exc:
-                raise CliError(f"study {study_uid}: {exc}") from None
     finally:
         archive.close()
     if args.json:

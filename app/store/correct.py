@@ -30,7 +30,6 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from sqlalchemy import delete, select, update
 
-from app.dicom.encoding import split_part10
 from app.store import audit
 from app.store.files import fsync_dir, relative_path, write_durably
 from app.store.schema import instance, patient, series, study
@@ -122,6 +121,12 @@ def plan(archive, request: Request) -> list[tuple[str, Callable, str]]:
                            "--sex, --issuer), --position, --to-procedure or --to-patient")
 
 
+def apply(archive, request: Request, *, actor: str) -> list[Corrected]:
+    """Every correction ``request`` asks for, one study after another."""
+    return [correct_study(archive, study_uid, change, actor=actor, what=what)
+            for study_uid, change, what in plan(archive, request)]
+
+
 def _folder(archive) -> Path:
     return archive.home / "corrections"
 
@@ -195,14 +200,7 @@ def _roll_forward(archive, work: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(copy, target)
             fsync_dir(target.parent)
-    records = []
-    for e in entries:
-        data = archive.files.absolute(e["new"]).read_bytes()
-        meta, offset = split_part10(data)
-        _, record = archive.ingest._prepare(memoryview(data)[offset:], str(meta.TransferSyntaxUID),
-                                            str(meta.get("SourceApplicationEntityTitle", "") or "").strip() or None,
-                                            None, None)
-        records.append(record)
+    records = [archive.ingest.index_record(archive.files.absolute(e["new"]).read_bytes()) for e in entries]
     _reindex(archive, manifest, records)
     for e in entries:
         if e["old"] != e["new"]:

@@ -247,14 +247,17 @@ class Ingest:
         except Exception:  # noqa: BLE001 - the CSA object itself is stored; the log says what went wrong
             log.exception("could not keep a CSA Non-Image object as a Spatial Registration")
 
+    def index_record(self, data: bytes) -> IndexRecord:
+        """The index record of a Part 10 file's bytes (a journal entry, a corrected copy)."""
+        meta, offset = split_part10(data)
+        ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
+        return self._prepare(memoryview(data)[offset:], ts, source, None, None)[1]
+
     def replay(self, entry: Path) -> bool:
         """Index a journal entry a dead process acknowledged but did not index."""
         try:
-            data = entry.read_bytes()
-            meta, offset = split_part10(data)
-            ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-            source = str(meta.get("SourceApplicationEntityTitle", "")).strip() or None if meta is not None else None
-            _, record = self._prepare(memoryview(data)[offset:], ts, source, None, None)
+            record = self.index_record(entry.read_bytes())
             self.writer.submit(record, entry, urgent=True).result()
             return True
         except Exception as exc:  # noqa: BLE001 - leave the entry for the next attempt

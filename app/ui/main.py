@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
         """Correct the study (patient data, position, procedure, patient, merge): every object
         rewritten with the change recorded in it, all or none, off the GUI thread."""
         from app.dicom.corrections import CorrectionError
-        from app.store.correct import CorrectionFailed, correct_study, plan
+        from app.store.correct import CorrectionFailed, apply
         from app.ui.correct_dialog import CorrectDialog
         if not self.may("correct"):
             QMessageBox.warning(self, "Correct study", "Your role cannot correct studies; ask a technologist "
@@ -281,10 +281,6 @@ class MainWindow(QMainWindow):
             return
         archive, actor, request = self.archive, self.actor, dialog.request()
 
-        def run() -> list:
-            return [correct_study(archive, study, change, actor=actor, what=what)
-                    for study, change, what in plan(archive, request)]
-
         def done(results, error) -> None:
             if error is not None:
                 reason = str(error) if isinstance(error, (CorrectionFailed, CorrectionError)) else repr(error)
@@ -294,7 +290,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Corrected {sum(r.instances for r in results)} image(s) in "
                                          f"{len(results)} stud(ies): {', '.join(changed) or 'nothing changed'}", 15000)
             self.browser.refresh()
-        run_in_background(run, done)
+        run_in_background(lambda: apply(archive, request, actor=actor), done)
 
     def send_studies(self, rows: list[dict]) -> None:
         """Pick a node, then one send job for the selected studies (one association)."""

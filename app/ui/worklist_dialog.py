@@ -54,9 +54,9 @@ def shown_keys() -> list[tuple[str, ...]]:
     return first + [p for p in marked if p not in first]
 
 
-COLUMNS = tuple((_SHORT.get(p[-1], dictionary_description(p[-1])), p[-1], _FORMAT.get(p[-1], str))
-                for p in shown_keys()) + (("Provider", "node", str), ("State", "status", str))
 _PATHS = {p[-1]: p for p in shown_keys()}
+COLUMNS = tuple((_SHORT.get(k, dictionary_description(k)), k, _FORMAT.get(k, str))
+                for k in _PATHS) + (("Provider", "node", str), ("State", "status", str))
 
 
 class WorklistModel(RowModel):

@@ -3,12 +3,12 @@ dciodvfy, and the tomosynthesis volumes hold lesions in focus at their own depth
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from pydicom.uid import generate_uid
 
+from conftest import require
 from tests.mammo_samples import (MG_PROCESSING, breast_pixels, cad_report, ct_tomo_slices, finding, lesions,
                                  mammogram, standard_orientation, tomo_volume)
 
@@ -40,11 +40,9 @@ GENERATORS = {
 
 @pytest.mark.parametrize("name", GENERATORS)
 def test_dciodvfy_finds_no_error(name, tmp_path):
-    if shutil.which("dciodvfy") is None:
-        pytest.skip("dicom3tools' dciodvfy is not installed")
     path = tmp_path / "object.dcm"
     GENERATORS[name]().save_as(path, enforce_file_format=True)
-    check = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    check = subprocess.run([require("dciodvfy"), str(path)], capture_output=True, text=True)
     errors = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("Error")]
     assert errors == [], "\n".join(errors)
 

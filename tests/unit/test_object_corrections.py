@@ -4,7 +4,6 @@ Original Attributes Sequence with its reason, and the object still valid for dci
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import datetime
 
@@ -12,6 +11,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
+from conftest import require
 from app.dicom.corrections import CorrectionError, age, correct_patient, correct_position, move_study
 from tests.mammo_samples import mammogram
 from tests.peers.peerutil import ct_dataset, save
@@ -31,10 +31,8 @@ def _ct(position: str = "HFS"):
 
 
 def _errors(ds, tmp_path, name: str) -> set[str]:
-    if shutil.which("dciodvfy") is None:
-        pytest.skip("dicom3tools' dciodvfy is not installed")
     path = save(ds, tmp_path / name)
-    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    out = subprocess.run([require("dciodvfy"), str(path)], capture_output=True, text=True)
     return {line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")}
 
 
