@@ -7,6 +7,7 @@ Warning statuses continue and are logged; anything else fails the print with the
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +48,9 @@ class Printed:
     printer_status: str = ""
     printer_status_info: str = ""
     warnings: list[str] = field(default_factory=list)
+    # seconds per step: connect (association), session (N-GET, N-CREATEs), image (the page's
+    # N-SET), print (N-ACTION), cleanup (N-DELETEs and release), total
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _check(status, what: str, node, warnings: list[str]) -> None:
@@ -86,11 +90,13 @@ def print_page(settings, node, page: np.ndarray, film: Film) -> Printed:
     from app.net.remote import AssociationFailed, open_association, scu_ae
     ae = scu_ae(settings)
     ae.dimse_timeout = settings["timeouts.message"]
+    clock = _Clock()
     try:
         assoc = open_association(ae, settings, node, [build_context(GRAYSCALE_META)])
     except AssociationFailed as exc:
         raise PrintFailed(str(exc)) from None
-    out = Printed()
+    out = Printed(seconds=clock.seconds)
+    clock.lap("connect")
     created: list[tuple[str, str]] = []
     try:
         status, printer = assoc.send_n_get([0x21100010, 0x21100020], PRINTER, PRINTER_INSTANCE,
@@ -124,14 +130,17 @@ def print_page(settings, node, page: np.ndarray, film: Film) -> Printed:
         boxes = answer.get("ReferencedImageBoxSequence") if answer is not None else None
         if not boxes:
             raise PrintFailed(f"{node.aet} created the film box without an image box to fill")
+        clock.lap("session")
         image = Dataset()
         image.ImageBoxPosition = 1
         image.BasicGrayscaleImageSequence = Sequence([image_box_item(page)])
         status, _ = assoc.send_n_set(image, GRAYSCALE_IMAGE_BOX, boxes[0].ReferencedSOPInstanceUID,
                                      meta_uid=GRAYSCALE_META)
         _check(status, "image box (N-SET)", node, out.warnings)
+        clock.lap("image")
         status, _ = assoc.send_n_action(None, 1, FILM_BOX, box_uid, meta_uid=GRAYSCALE_META)
         _check(status, "print (N-ACTION)", node, out.warnings)
+        clock.lap("print")
         for class_uid, instance_uid in reversed(created):
             status = assoc.send_n_delete(class_uid, instance_uid, meta_uid=GRAYSCALE_META)
             _check(status, "clean-up (N-DELETE)", node, out.warnings)
@@ -139,4 +148,17 @@ def print_page(settings, node, page: np.ndarray, film: Film) -> Printed:
     finally:
         if assoc.is_established:
             assoc.release()
+    clock.lap("cleanup")
+    clock.seconds["total"] = time.perf_counter() - clock.start
     return out
+
+
+class _Clock:
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = now - self.last
+        self.last = now
