@@ -85,9 +85,13 @@ def cmd_node(args) -> int:
     from app.store.watermark import Watchdog
     watermark, router = Watchdog(archive).start(), Router(archive, jobs).start()
     worklist = WorklistPoller(archive).start()
+    from app.jobs.print_job import CameraPoller, stopped_queues
+    stopped_queues(jobs)
+    cameras = CameraPoller(archive, jobs).start()
     while not stop.wait(0.5):
         if workers > 1:
             node.respawn_dead()
+    cameras.stop()
     worklist.stop()
     router.stop()
     watermark.stop()
@@ -663,56 +667,118 @@ def cmd_correct(args) -> int:
 
 # -- print -------------------------------------------------------------------------------
 def cmd_print(args) -> int:
-    """Compose a film of the given images and print it (or write the page to a file)."""
-    from app.film.compose import FilmError, compose, page_shape, print_values
-    from app.imaging.png import encode_png
-    from app.imaging.series import ImageError, SeriesImages, archive_series_files
-    from app.net.printing import Film, PrintFailed, print_page
+    """Lay the images out on films (a header on each), queue them for the printer and send
+    them; or write the pages to a file (print to file)."""
+    from app.film.compose import FilmError, parse_layout
+    from app.film.sheet import Cell, FilmFormat, Sheet, render
+    from app.jobs import print_job
+    from app.jobs.queue import DONE, QUEUED
+    from app.jobs.runners import make_job_queue
+    from app.net.printing import Film, PrintFailed, printer_status
     if args.printer and Path(args.printer).is_file():  # 'print --out page.png a.dcm b.dcm': no printer
         args.paths, args.printer = [args.printer, *args.paths], None
-    if not args.printer and not args.out:
-        raise CliError("give a printer (see 'lightbox nodes list') or --out FILE.png for the page")
-    try:
-        rows, columns = (int(v) for v in args.layout.lower().split("x"))
-    except ValueError:
-        raise CliError(f"--layout {args.layout}: rows x columns, e.g. 2x2") from None
     archive = _archive(args)
     try:
-        files = archive_series_files(archive, args.series) if args.series else [Path(p) for p in args.paths]
-        if not files:
-            raise CliError("no images to print: give --series UID or files")
-        images = SeriesImages(files)
+        node = _remote_node(archive, args.printer) if args.printer else None
+        if args.status or args.restart:
+            if node is None:
+                raise CliError("give the printer whose queue to show or restart")
+            queue = make_job_queue(archive)
+            if args.restart:
+                print_job.restart(queue, node.name)
+                _audit(archive.engine, "print-restart", node.name)
+                print(f"queue of {node.name} restarted")
+            return _print_queue_status(archive, queue, node, printer_status, print_job)
+        if not node and not args.out:
+            raise CliError("give a printer (see 'lightbox nodes list') or --out FILE (.png or .pdf) for the pages")
+        setup = node.printer if node else None
+        dpi = args.dpi or (setup.dpi if setup else 300)
+        bits = args.bits or (setup.bits if setup else 12)
+        if setup and args.film not in setup.film_sizes:
+            raise CliError(f"{node.name} takes the film sizes {', '.join(setup.film_sizes)}, not {args.film} "
+                           "(printer settings)")
         try:
-            shown = [print_values(images.header(i), images.stored(i), args.bits) for i in range(min(len(images),
-                                                                                                   rows * columns))]
-        except (ImageError, FilmError) as exc:
-            raise CliError(str(exc)) from None
-        finally:
-            images.close()
-        try:
-            page = compose(shown, page_shape(args.film, args.orientation, args.dpi), rows, columns, bits=args.bits)
+            rows, columns = parse_layout(args.layout)
+            fmt = FilmFormat(args.film, args.orientation, dpi, bits, color=bool(setup and setup.color and args.color),
+                             header=not args.no_header)
+            files = archive_series_paths(archive, args.series) if args.series else [str(p) for p in args.paths]
+            if not files:
+                raise CliError("no images to print: give --series UID or files")
+            cells = [Cell(f, true_size=args.true_size) for f in files]
+            per = rows * columns
+            sheets = [Sheet(args.layout, cells[i:i + per]) for i in range(0, len(cells), per)]
+            pages = [render(sheet, fmt) for sheet in sheets]
         except FilmError as exc:
             raise CliError(str(exc)) from None
+        films = f"{len(pages)} {args.film} {args.orientation.lower()} film{'s' if len(pages) != 1 else ''}"
+        shape = f"{pages[0].shape[1]}x{pages[0].shape[0]} pixels, {bits} bits"
         if args.out:
-            eight = page if page.dtype.itemsize == 1 else (page >> 4).astype("u1")
-            args.out.write_bytes(encode_png(eight))
-            print(f"{args.out}: the page, {page.shape[1]}x{page.shape[0]} pixels")
-        if args.printer:
-            node = _remote_node(archive, args.printer)
-            try:
-                result = print_page(archive.settings, node, page, Film(size=args.film, orientation=args.orientation.upper(),
-                                                                       medium=args.medium))
-            except PrintFailed as exc:
-                raise CliError(f"not printed: {exc}") from None
-            _audit(archive.engine, "print", f"{len(shown)} image(s) on {args.film} {args.layout} to {node.name}")
-            print(f"printed {len(shown)} image(s) on one {args.film} {args.orientation.lower()} film "
-                  f"({page.shape[1]}x{page.shape[0]} pixels, {args.bits} bits) on {node.name}"
-                  + (f"; printer: {result.printer_status} {result.printer_status_info}".rstrip() if result.printer_status else ""))
-            for warning in result.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+            written = write_pages(pages, args.out, dpi)
+            print(f"{', '.join(map(str, written))}: {films} ({shape})")
+        if not node:
+            return 0
+        film = Film(size=args.film, orientation=args.orientation, medium=args.medium,
+                    magnification=setup.magnification, border_density=setup.border_density or None,
+                    min_density=setup.min_density, max_density=setup.max_density)
+        queue = make_job_queue(archive)
+        what = f"series {args.series}" if args.series else f"{len(files)} image{'s' if len(files) != 1 else ''}"
+        job_id = print_job.submit(queue, archive, node.name, pages, film, what=what)
+        _audit(archive.engine, "print", f"{len(cells)} image(s) on {films} ({args.layout}) to {node.name}, job {job_id}")
+        job = _run_job_here(queue, job_id, f"print on {node.name}", len(pages))
+    except PrintFailed as exc:
+        raise CliError(str(exc)) from None
     finally:
         archive.close()
+    if job.status == DONE:
+        print(f"printed {len(cells)} image(s) on {films} ({shape}) on {node.name}: {job.message}")
+        return 0
+    if job.status == QUEUED:
+        print(f"not printed yet, job {job.id} {job.message}. It stays in the queue of {node.name}: Lightbox (the GUI "
+              f"or 'lightbox node') sends it when the printer is available.", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
+    raise CliError(f"job {job.id} {job.status}: {job.message}")
+
+
+def _print_queue_status(archive, queue, node, printer_status, print_job) -> int:
+    from app.film import cameras
+    from app.jobs.queue import FINISHED
+    from app.net.printing import PrintFailed
+    stopped = print_job.stopped_queues(queue)
+    try:
+        cameras.update(node.name, *printer_status(archive.settings, node))
+    except PrintFailed as exc:
+        cameras.unreachable(node.name, str(exc))
+    camera = cameras.current()[node.name]
+    print(f"{node.name}: {camera.symbol}: {camera.message}"
+          + (f" [{camera.status} {camera.info}]" if camera.status else ""))
+    if node.name in stopped:
+        print(f"queue stopped: {stopped[node.name]} ('lightbox print {node.name} --restart' restarts it)")
+    for job in queue.list():
+        if job.group == print_job.group(node.name) and job.status not in FINISHED:
+            print(f"  job {job.id} {job.status}: {job.title}: {job.message}")
     return 0
+
+
+def archive_series_paths(archive, series_uid: str) -> list[str]:
+    from app.imaging.series import archive_series_files
+    return [str(p) for p in archive_series_files(archive, series_uid)]
+
+
+def write_pages(pages, out: Path, dpi: float) -> list[Path]:
+    """Print to file: the pages as one PDF (film size at ``dpi``) or as PNGs (one per film:
+    NAME.png, NAME-2.png...), 8 bits."""
+    from PIL import Image
+    images = [Image.fromarray(p if p.dtype.itemsize == 1 else (p >> 4).astype("u1")) for p in pages]
+    try:
+        if out.suffix.lower() == ".pdf":
+            images[0].save(out, save_all=True, append_images=images[1:], resolution=float(dpi))
+            return [out]
+        names = [out if i == 0 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(len(images))]
+        for image, name in zip(images, names):
+            image.save(name, format="PNG")
+        return names
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 # -- delete ------------------------------------------------------------------------------
@@ -989,10 +1055,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--film", default="14INX17IN", help="film size (spec Table 4-31; default 14INX17IN)")
     s.add_argument("--layout", default="1x1", help="rows x columns (default 1x1)")
     s.add_argument("--orientation", default="PORTRAIT", type=str.upper, choices=["PORTRAIT", "LANDSCAPE"])
-    s.add_argument("--dpi", type=float, default=300, help="the printer's resolution (default 300)")
-    s.add_argument("--bits", type=int, choices=[8, 12], default=12)
-    s.add_argument("--medium", default="BLUE FILM", help="medium type (default BLUE FILM)")
-    s.add_argument("--out", type=Path, help="also write the page as a PNG (alone: print to file)")
+    s.add_argument("--dpi", type=float, help="resolution (default: the printer's, see its settings; 300)")
+    s.add_argument("--bits", type=int, choices=[8, 12], help="bits per pixel (default: the printer's)")
+    s.add_argument("--medium", default="BLUE FILM", help="medium type (Table 4-29; default BLUE FILM)")
+    s.add_argument("--true-size", action="store_true", help="print mm for mm (mammography: Imager Pixel Spacing)")
+    s.add_argument("--color", action="store_true", help="a colour film (a printer set up for colour)")
+    s.add_argument("--no-header", action="store_true", help="without the patient/study line on each film")
+    s.add_argument("--out", type=Path, help="also write the pages as FILE.pdf or FILE.png (alone: print to file)")
+    s.add_argument("--status", action="store_true", help="show the printer's status and its queue")
+    s.add_argument("--restart", action="store_true", help="restart the printer's stopped queue")
     s.set_defaults(fn=cmd_print)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")

@@ -76,6 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("commit.report_timeout", 600, "s to wait for the commitment report", 5, 86400),
     Setting("viewer.cache_mb", 1024, "memory for decoded images per open series in the viewer, MB", 64, 65536),
     # modality worklist (spec §4.2.1.3.6, Table 4-23): the broad query of each provider
+    Setting("print.retry_interval", 30, "s between two tries of a printer that is unavailable", 1, 3600),
+    Setting("print.status_interval", 60, "s between two printer status requests (0 = only when printing)",
+            0, 86400),
     Setting("worklist.interval", 300, "s between two queries of each worklist provider (0 = only on request)",
             0, 86400),
     Setting("worklist.modality", "*", "modality asked for ('*' = all)"),

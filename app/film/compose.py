@@ -39,6 +39,17 @@ def page_shape(film_size: str, orientation: str, dpi: float) -> tuple[int, int]:
     return round(h / MM_PER_INCH * dpi), round(w / MM_PER_INCH * dpi)
 
 
+def parse_layout(text: str) -> tuple[int, int]:
+    """'4x5' -> (4 rows, 5 columns)."""
+    try:
+        rows, columns = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise FilmError(f"layout {text}: rows x columns, e.g. 2x2") from None
+    if not (1 <= rows <= 10 and 1 <= columns <= 10):
+        raise FilmError(f"layout {rows}x{columns}: 1 to 10 rows and columns")
+    return rows, columns
+
+
 @dataclass(frozen=True)
 class Box:
     top: int
@@ -60,11 +71,13 @@ def boxes(shape: tuple[int, int], rows: int, columns: int, gap: int = 0) -> list
 
 
 def resample(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``img`` (grey, any integer type) at ``shape`` (rows, columns): the mean of the pixels
-    each page pixel covers when it shrinks, bilinear when it grows; integers kept."""
+    """``img`` (grey, any integer type; or RGB) at ``shape`` (rows, columns): the mean of the
+    pixels each page pixel covers when it shrinks, bilinear when it grows; integers kept."""
     from PIL import Image
     if tuple(img.shape[:2]) == tuple(shape):
         return img.copy()
+    if img.ndim == 3:
+        return np.stack([resample(img[..., c], shape) for c in range(img.shape[2])], axis=-1)
     src = Image.fromarray(img.astype(np.float32), mode="F")
     shrink = shape[0] < img.shape[0] or shape[1] < img.shape[1]
     out = src.resize((shape[1], shape[0]), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
@@ -99,12 +112,18 @@ def true_size_scale(mm_per_pixel: float, dpi: float) -> float:
 
 def compose(images: list[np.ndarray | None], shape: tuple[int, int], rows: int, columns: int, *,
             bits: int = 12, gap: int = 0, background: int = 0,
-            scales: list[float | None] | None = None) -> np.ndarray:
+            scales: list[float | None] | None = None, color: bool = False) -> np.ndarray:
     """The page: ``images`` (display values 0..2**bits-1, already windowed; None leaves a box
-    empty) placed in a rows x columns layout on a page of ``shape``."""
-    if bits not in (8, 12):
-        raise FilmError("a print page has 8 or 12 bits (spec Tables 4-34/4-36)")
-    page = np.full(shape, background, dtype=np.uint8 if bits == 8 else np.uint16)
+    empty) placed in a rows x columns layout on a page of ``shape``. ``color``: an RGB page
+    of 8 bits (Table 4-36); grey images are put on it as grey."""
+    if bits not in (8, 12) or (color and bits != 8):
+        raise FilmError("a print page has 8 or 12 bits, a colour page 8 (spec Tables 4-34/4-36)")
+    dtype = np.uint8 if bits == 8 else np.uint16
+    page = np.full((*shape, 3) if color else shape, background, dtype=dtype)
+    if color:
+        images = [img if img is None or img.ndim == 3 else np.repeat(img[..., None], 3, axis=2) for img in images]
+    elif any(img is not None and img.ndim == 3 for img in images):
+        raise FilmError("colour images go to a colour printer (Basic Color Print), not this grayscale film")
     layout = boxes(shape, rows, columns, gap)
     if len(images) > len(layout):
         raise FilmError(f"{len(images)} images do not fit a {rows}x{columns} film ({len(layout)} boxes)")
@@ -114,20 +133,25 @@ def compose(images: list[np.ndarray | None], shape: tuple[int, int], rows: int, 
     return page
 
 
-def print_values(header, stored: np.ndarray, bits: int, window=None) -> np.ndarray:
+def print_values(header, stored: np.ndarray, bits: int, window=None, *, invert: bool = False,
+                 color: bool = False) -> np.ndarray:
     """An image as it is printed: its modality values through its window (the file's first,
-    or the one given) onto 2**bits grey levels, polarity as the viewer shows it."""
+    or the one given) onto 2**bits grey levels, polarity as the viewer shows it (``invert``:
+    the reader inverted it). A colour image: its RGB values, for a colour film only."""
     from app.imaging import pixels
     if pixels.is_color(header):
-        raise FilmError("colour images go to a colour printer (Basic Color Print), not this grayscale film")
+        if not color:
+            raise FilmError("colour images go to a colour printer (Basic Color Print), not this grayscale film")
+        return pixels.color(header, stored)
     if bits == 8:
-        return pixels.display(header, stored, window)
+        return pixels.display(header, stored, window, invert=invert)
     window = window or pixels.default_window(header, stored)
     top = float(2 ** bits - 1)
     y = pixels.apply_window(pixels.modality_values(header, stored), window, out_max=top)
-    inverse = str(header.get("PresentationLUTShape", "") or "").strip().upper() == "INVERSE" or (
-        str(header.get("PresentationLUTShape", "") or "").strip() == ""
+    shape = str(header.get("PresentationLUTShape", "") or "").strip().upper()
+    inverse = shape == "INVERSE" or (
+        shape not in ("INVERSE", "IDENTITY")
         and str(header.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1")
-    if inverse:
+    if inverse != invert:
         y = top - y
     return np.clip(np.rint(y), 0, top).astype(np.uint16)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from app import events
 from app.store.schema import job as job_table
+from app.store.schema import job_hold
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,15 @@ class JobError(Exception):
 
 class Cancelled(Exception):
     pass
+
+
+class Postponed(Exception):
+    """The job cannot run now (its printer is down): back to the queue, tried again after
+    ``seconds``; the jobs of its group wait behind it, in order."""
+
+    def __init__(self, message: str, seconds: float):
+        super().__init__(message)
+        self.seconds = seconds
 
 
 @dataclass
@@ -120,6 +130,7 @@ class JobQueue:
         self._cancel: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self._not_before: dict[int, float] = {}  # postponed job -> monotonic time it may run again
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -182,6 +193,35 @@ class JobQueue:
         with self._lock:
             self._lock.notify_all()
 
+    # -- groups an operator must restart (a printer's queue, spec §8.6) ---------------------
+    def hold(self, group: str, reason: str) -> None:
+        """Stop the jobs of ``group`` (they stay queued) until release(); kept over restarts."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(job_hold.c.group_key).where(job_hold.c.group_key == group)).first():
+                conn.execute(update(job_hold).where(job_hold.c.group_key == group).values(reason=reason))
+            else:
+                conn.execute(insert(job_hold).values(group_key=group, reason=reason, since=_now()))
+        log.warning("queue %s stopped: %s", group, reason)
+        events.publish("job-hold", {"group": group, "reason": reason})
+
+    def release(self, group: str) -> None:
+        """The operator restarts the queue: its jobs run again, at once."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(job_hold).where(job_hold.c.group_key == group))
+            waiting = [r.id for r in conn.execute(select(job_table.c.id).where(
+                job_table.c.group_key == group, job_table.c.status == QUEUED))]
+        with self._lock:
+            for job_id in waiting:
+                self._not_before.pop(job_id, None)
+            self._lock.notify_all()
+        log.info("queue %s restarted", group)
+        events.publish("job-hold", {"group": group, "reason": None})
+
+    def holds(self) -> dict[str, str]:
+        """Stopped groups and why."""
+        with self.engine.connect() as conn:
+            return {r.group_key: r.reason for r in conn.execute(select(job_hold))}
+
     def remove_finished(self) -> int:
         with self.engine.begin() as conn:
             n = conn.execute(delete(job_table).where(job_table.c.status.in_(FINISHED))).rowcount
@@ -228,15 +268,22 @@ class JobQueue:
             return job_id in self._cancel or self._stopping
 
     def _claim(self, only: int | None = None) -> Job | None:
-        """The oldest queued job (or job ``only``) whose group is not busy, marked running."""
+        """The oldest queued job (or job ``only``) whose group is not busy, stopped or
+        waiting behind a postponed job, marked running."""
         with self.engine.begin() as conn:
             q = select(job_table).where(job_table.c.status == QUEUED)
             if only is not None:
                 q = q.where(job_table.c.id == only)
             queued = conn.execute(q.order_by(job_table.c.id)).fetchall()
+            held = {r.group_key for r in conn.execute(select(job_hold.c.group_key))} if queued else set()
+            now = time.monotonic()
             for row in queued:
                 with self._lock:
-                    if row.group_key and row.group_key in self._running_groups:
+                    if row.group_key and (row.group_key in self._running_groups or row.group_key in held):
+                        continue
+                    if self._not_before.get(row.id, 0.0) > now:
+                        if row.group_key:  # the jobs behind it keep their turn
+                            held.add(row.group_key)
                         continue
                     if row.kind not in self.runners:
                         continue
@@ -266,7 +313,7 @@ class JobQueue:
             if job is None:
                 with self._lock:
                     if not self._stopping:
-                        self._lock.wait(1.0)
+                        self._lock.wait(1.0)  # also when a postponed job's time comes
                 continue
             self._announce(job.id)
             self._run(job)
@@ -275,6 +322,10 @@ class JobQueue:
         ctx = JobContext(self, job)
         try:
             message = self.runners[job.kind](ctx)
+        except Postponed as exc:
+            job.status, job.message = QUEUED, str(exc)
+            with self._lock:
+                self._not_before[job.id] = time.monotonic() + exc.seconds
         except Cancelled:
             stopping = self._stopping and job.id not in self._cancel
             job.status = QUEUED if stopping else CANCELLED

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
@@ -65,6 +66,103 @@ def class_syntaxes_as_text(overrides: tuple[tuple[str, tuple[str, ...]], ...]) -
     return "; ".join(f"{UID(sop).keyword or sop}={syntaxes_as_text(ts)}" for sop, ts in overrides)
 
 
+MEDIUMS = ("BLUE FILM", "CLEAR FILM", "PAPER", "MAMMO BLUE FILM", "MAMMO CLEAR FILM")  # Table 4-29
+MAGNIFICATIONS = ("NONE", "BILINEAR", "CUBIC", "REPLICATE")  # Table 4-31
+BORDER_DENSITIES = ("", "BLACK", "WHITE")  # Table 4-31; "": the printer's default
+
+
+@dataclass(frozen=True)
+class PrinterSetup:
+    """What a film printer takes (spec §4.2.1.3.7.3: "supported film sizes ... film formats of
+    the connected DICOM SCP"): the composer offers only these, and composes at its resolution."""
+    film_sizes: tuple[str, ...] = ("14INX17IN", "14INX14IN", "11INX14IN", "10INX14IN", "10INX12IN", "8INX10IN",
+                                   "24CMX30CM", "24CMX24CM")
+    layouts: tuple[str, ...] = ("1x1", "1x2", "2x1", "2x2", "2x3", "3x3", "3x4", "4x4", "4x5", "5x6")
+    dpi: int = 300
+    bits: int = 12  # 8 or 12 bits per pixel (Table 4-34)
+    presentation_lut: bool = False  # N-CREATE an IDENTITY Presentation LUT (Table 4-38)
+    color: bool = False  # Basic Color Print Management (Table 4-36)
+    mediums: tuple[str, ...] = MEDIUMS
+    magnification: str = "NONE"  # the page is sent at the printer's resolution: nothing to magnify
+    border_density: str = ""
+    min_density: int | None = None
+    max_density: int | None = None
+
+    def check(self) -> "PrinterSetup":
+        from app.film.compose import film_sizes, parse_layout
+        unknown = [s for s in self.film_sizes if s not in film_sizes()]
+        if unknown or not self.film_sizes:
+            raise SettingsError(f"film size(s) {', '.join(unknown) or '(none)'}: choose from "
+                                f"{', '.join(film_sizes())} (spec Table 4-31)")
+        for layout in self.layouts:
+            parse_layout(layout)
+        if not 50 <= self.dpi <= 1200:
+            raise SettingsError(f"printer resolution {self.dpi} DPI: 50 to 1200")
+        if self.bits not in (8, 12):
+            raise SettingsError("a printer takes 8 or 12 bits per pixel (spec Table 4-34)")
+        bad = [m for m in self.mediums if m not in MEDIUMS]
+        if bad or not self.mediums:
+            raise SettingsError(f"medium type(s) {', '.join(bad) or '(none)'}: choose from {', '.join(MEDIUMS)}")
+        if self.magnification not in MAGNIFICATIONS:
+            raise SettingsError(f"magnification {self.magnification}: one of {', '.join(MAGNIFICATIONS)}")
+        if self.border_density not in BORDER_DENSITIES:
+            raise SettingsError(f"border density {self.border_density}: BLACK, WHITE or empty")
+        if self.min_density is not None and not 0 < self.min_density < 50:
+            raise SettingsError("min density: 0 < value < 50 (spec Table 4-31)")
+        if self.max_density is not None and not 0 < self.max_density:
+            raise SettingsError("max density: 0 < value (spec Table 4-31)")
+        return self
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "PrinterSetup":
+        if not text:
+            return cls()
+        known = {k: v for k, v in json.loads(text).items() if k in cls.__dataclass_fields__}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()})
+
+    def as_text(self) -> str:
+        """'sizes=14INX17IN,8INX10IN; layouts=1x1,2x2; dpi=300; bits=12; plut=yes; color=no; ...'"""
+        parts = [f"sizes={','.join(self.film_sizes)}", f"layouts={','.join(self.layouts)}", f"dpi={self.dpi}",
+                 f"bits={self.bits}", f"plut={'yes' if self.presentation_lut else 'no'}",
+                 f"color={'yes' if self.color else 'no'}", f"mediums={','.join(self.mediums)}",
+                 f"magnification={self.magnification}"]
+        parts += [f"border={self.border_density}"] if self.border_density else []
+        parts += [f"min_density={self.min_density}"] if self.min_density is not None else []
+        parts += [f"max_density={self.max_density}"] if self.max_density is not None else []
+        return "; ".join(parts)
+
+    @classmethod
+    def from_text(cls, text: str) -> "PrinterSetup":
+        names = {"sizes": "film_sizes", "layouts": "layouts", "dpi": "dpi", "bits": "bits",
+                 "plut": "presentation_lut", "color": "color", "mediums": "mediums",
+                 "magnification": "magnification", "border": "border_density",
+                 "min_density": "min_density", "max_density": "max_density"}
+        values: dict = {}
+        for part in (p.strip() for p in text.split(";") if p.strip()):
+            key, sep, value = (x.strip() for x in part.partition("="))
+            if not sep or key.lower() not in names:
+                raise SettingsError(f"printer setting '{part}': write key=value with key one of {', '.join(names)}")
+            name = names[key.lower()]
+            if name in ("film_sizes", "layouts", "mediums"):
+                values[name] = tuple(v.strip().upper() if name != "layouts" else v.strip().lower()
+                                     for v in value.split(",") if v.strip())
+            elif name in ("presentation_lut", "color"):
+                if value.lower() not in ("yes", "no", "true", "false", "1", "0"):
+                    raise SettingsError(f"printer setting {key}={value}: yes or no")
+                values[name] = value.lower() in ("yes", "true", "1")
+            elif name in ("dpi", "bits", "min_density", "max_density"):
+                try:
+                    values[name] = int(value)
+                except ValueError:
+                    raise SettingsError(f"printer setting {key}={value}: a whole number") from None
+            else:
+                values[name] = value.upper()
+        return cls(**values).check()
+
+
 @dataclass(frozen=True)
 class RemoteNode:
     name: str
@@ -84,6 +182,8 @@ class RemoteNode:
     class_syntaxes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # a Table 4-8 class the node refuses is packed into "sr" or "sc" (§4.2.1.3.1.4); "": not
     pack: str = ""
+    # what it takes when it is a film printer (role "print")
+    printer: PrinterSetup = field(default_factory=PrinterSetup)
 
     def send_syntaxes(self, sop_class: str) -> tuple[tuple[str, ...], frozenset[str]]:
         """(preferred syntaxes in order, excluded ones) for sending an instance of ``sop_class``."""
@@ -95,7 +195,8 @@ class RemoteNode:
         return {"name": self.name, "aet": self.aet, "host": self.host, "port": self.port,
                 "roles": list(self.roles), "tls": self.tls, "cert_sha256": self.cert_sha256,
                 "comment": self.comment, "transfer_syntaxes": list(self.transfer_syntaxes),
-                "class_syntaxes": {sop: list(ts) for sop, ts in self.class_syntaxes}, "pack": self.pack}
+                "class_syntaxes": {sop: list(ts) for sop, ts in self.class_syntaxes}, "pack": self.pack,
+                **({"printer": asdict(self.printer)} if "print" in self.roles else {})}
 
 
 def certificate_thumbprint(pem: bytes) -> str:
@@ -124,7 +225,7 @@ def _row(r) -> RemoteNode:
                       tuple(x for x in (r.transfer_syntaxes or "").split(",") if x),
                       tuple((sop, tuple(x for x in ts.split(",") if x)) for sop, _, ts in
                             (p.partition("=") for p in (r.class_syntaxes or "").split(";") if p)),
-                      r.pack_as or "")
+                      r.pack_as or "", PrinterSetup.from_json(r.printer))
 
 
 def list_nodes(engine: Engine) -> list[RemoteNode]:
@@ -170,7 +271,8 @@ def add_node(engine: Engine, node: RemoteNode, *, replace: bool = False) -> Remo
               "cert_sha256": thumb, "comment": node.comment,
               "transfer_syntaxes": ",".join(node.transfer_syntaxes) or None,
               "class_syntaxes": ";".join(f"{sop}={','.join(ts)}" for sop, ts in node.class_syntaxes) or None,
-              "pack_as": node.pack or None}
+              "pack_as": node.pack or None,
+              "printer": node.printer.check().as_json() if "print" in node.roles else None}
     with engine.begin() as conn:
         exists = conn.execute(select(remote_node.c.name).where(remote_node.c.name == node.name)).first()
         if exists and not replace:

@@ -89,6 +89,7 @@ remote_node = Table(
     Column("transfer_syntaxes", Text),  # preference, comma-separated UIDs (app.store.nodes)
     Column("class_syntaxes", Text),  # per SOP class: "uid=ts,ts;uid=ts"
     Column("pack_as", String(8)),  # sr | sc (app.dicom.packing)
+    Column("printer", Text),  # JSON: a film printer's sizes, layouts, DPI... (app.store.nodes.PrinterSetup)
 )
 
 # Bumped whenever the remote node table changes, so a running node reloads it cheaply.
@@ -196,6 +197,14 @@ job = Table(
     Column("attempts", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Job groups an operator must restart: a printer whose status stopped its queue (spec §8.6).
+job_hold = Table(
+    "job_hold", metadata,
+    Column("group_key", String(128), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
 )
 
 # The local copy of the RIS worklists (spec §4.2.1.3.6; app.store.worklist): one row per

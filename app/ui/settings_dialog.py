@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QListWidget, QListWidgetItem,
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QScrollArea, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
@@ -208,6 +209,10 @@ class NodeEditor(QDialog):
                          ("Per SOP class", self.class_syntaxes), ("Pack classes it lacks", self.pack),
                          ("Comment", self.comment)):
             form.addRow(label, w)
+        self.printer = PrinterBox(node.printer if node else nodes.PrinterSetup())
+        self.printer.setVisible(self.roles["print"].isChecked())
+        self.roles["print"].toggled.connect(self.printer.setVisible)
+        form.addRow(self.printer)
         self.error = QLabel()
         self.error.setStyleSheet(_ERROR_STYLE)
         self.error.setWordWrap(True)
@@ -243,7 +248,8 @@ class NodeEditor(QDialog):
                 "port": self.port.value(), "roles": tuple(r for r, box in self.roles.items() if box.isChecked()),
                 "tls": self.tls.isChecked(), "cert_path": self.cert_path.text().strip(),
                 "comment": self.comment.text().strip() or None, "syntaxes": self.syntaxes.text().strip(),
-                "class_syntaxes": self.class_syntaxes.text().strip(), "pack": self.pack.currentData()}
+                "class_syntaxes": self.class_syntaxes.text().strip(), "pack": self.pack.currentData(),
+                "printer": self.printer.entered()}
 
     def _validate(self, v: dict) -> nodes.RemoteNode:
         """The node as entered (runs off the GUI thread: it resolves the host name);
@@ -261,7 +267,8 @@ class NodeEditor(QDialog):
                 raise SettingsError(f"Cannot read the certificate file: {exc.strerror or exc}") from None
         return nodes.RemoteNode(v["name"], v["aet"], v["host"], v["port"], v["roles"], v["tls"], cert, None,
                                 v["comment"], nodes.syntaxes_from_text(v.get("syntaxes", "")),
-                                nodes.class_syntaxes_from_text(v.get("class_syntaxes", "")), v.get("pack", ""))
+                                nodes.class_syntaxes_from_text(v.get("class_syntaxes", "")), v.get("pack", ""),
+                                v.get("printer", nodes.PrinterSetup()).check())
 
     def _accept(self) -> None:
         entered = self._entered()
@@ -276,6 +283,74 @@ class NodeEditor(QDialog):
             self.result_node = node
             self.accept()
         run_in_background(lambda: self._validate(entered), done)
+
+
+class PrinterBox(QGroupBox):
+    """What a film printer takes (spec §4.2.1.3.7.3): the composer offers only these."""
+
+    def __init__(self, setup: nodes.PrinterSetup, parent=None):
+        super().__init__("Film printer", parent)
+        from app.film.compose import film_sizes
+        self.sizes = _checklist(list(film_sizes()), setup.film_sizes)
+        self.mediums = _checklist(list(nodes.MEDIUMS), setup.mediums)
+        self.layouts = QLineEdit(", ".join(setup.layouts))
+        self.layouts.setToolTip("Rows x columns the composer offers first, e.g. 1x1, 2x2, 4x5; any other can "
+                                "be entered in the composer.")
+        self.dpi = QSpinBox()
+        self.dpi.setRange(50, 1200)
+        self.dpi.setSuffix(" DPI")
+        self.dpi.setValue(setup.dpi)
+        self.dpi.setToolTip("The printer's resolution: films are composed at it, one page pixel per printer pixel.")
+        self.bits = QComboBox()
+        self.bits.addItems(["12", "8"])
+        self.bits.setCurrentText(str(setup.bits))
+        self.plut = QCheckBox("takes a Presentation LUT (IDENTITY, spec Table 4-38)")
+        self.plut.setChecked(setup.presentation_lut)
+        self.color = QCheckBox("prints colour (Basic Color Print Management)")
+        self.color.setChecked(setup.color)
+        self.magnification = QComboBox()
+        self.magnification.addItems(list(nodes.MAGNIFICATIONS))
+        self.magnification.setCurrentText(setup.magnification)
+        self.border = QComboBox()
+        for value, text in (("", "printer's default"), ("BLACK", "black"), ("WHITE", "white")):
+            self.border.addItem(text, value)
+        self.border.setCurrentIndex(max(0, self.border.findData(setup.border_density)))
+        self._densities = (setup.min_density, setup.max_density)
+        form = QFormLayout(self)
+        for label, w in (("Film sizes", self.sizes), ("Layouts", self.layouts), ("Resolution", self.dpi),
+                         ("Bits per pixel", self.bits), ("Medium types", self.mediums), ("", self.plut),
+                         ("", self.color), ("Magnification", self.magnification), ("Border", self.border)):
+            form.addRow(label, w)
+
+    def entered(self) -> nodes.PrinterSetup:
+        from app.film.compose import FilmError, parse_layout
+        layouts = tuple(t.strip().lower() for t in self.layouts.text().split(",") if t.strip())
+        try:
+            for layout in layouts:
+                parse_layout(layout)
+        except FilmError as exc:
+            raise SettingsError(f"Printer layouts: {exc}") from None
+        return nodes.PrinterSetup(_checked(self.sizes), layouts or nodes.PrinterSetup().layouts, self.dpi.value(),
+                                  int(self.bits.currentText()), self.plut.isChecked(), self.color.isChecked(),
+                                  _checked(self.mediums), self.magnification.currentText(),
+                                  self.border.currentData(), *self._densities)
+
+
+def _checklist(items: list[str], checked) -> QListWidget:
+    box = QListWidget()
+    for text in items:
+        item = QListWidgetItem(text)
+        item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+        item.setCheckState(Qt.Checked if text in checked else Qt.Unchecked)
+        box.addItem(item)
+    box.setFlow(QListWidget.LeftToRight)
+    box.setWrapping(True)
+    box.setFixedHeight(56)
+    return box
+
+
+def _checked(box: QListWidget) -> tuple[str, ...]:
+    return tuple(box.item(i).text() for i in range(box.count()) if box.item(i).checkState() == Qt.Checked)
 
 
 class RemoteNodesTab(QWidget):

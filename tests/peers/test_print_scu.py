@@ -63,26 +63,46 @@ def test_a_printer_that_is_down_says_so(tmp_path):
         archive.close()
 
 
-def test_lightbox_print_a_series_and_to_a_file(printer, tmp_path):
+def test_lightbox_print_a_series_on_several_films_and_to_a_file(printer, tmp_path):
     from conftest import lightbox
     from peerutil import ct_dataset, save
     from pydicom.uid import generate_uid
+
+    from app.film.sheet import Cell, FilmFormat, Sheet, render
     archive, node, db = printer
     home = archive.home
     archive.close()
     study, series = generate_uid(), generate_uid()
     files = [save(ct_dataset(study, series, generate_uid(), i + 1, size=32, seed=i), tmp_path / f"{i}.dcm")
-             for i in range(3)]
+             for i in range(5)]
     lightbox(home, "import", *map(str, files))
     out = lightbox(home, "print", "CAMERA", "--series", series, "--film", "8INX10IN", "--layout", "1x3",
-                   "--dpi", "50", "--out", str(tmp_path / "page.png"))
-    assert "printed 3 image(s) on one 8INX10IN portrait film (400x500 pixels, 12 bits) on CAMERA" in out.stdout
+                   "--dpi", "50", "--out", str(tmp_path / "films.pdf"))
+    assert "printed 5 image(s) on 2 8INX10IN portrait films (400x500 pixels, 12 bits) on CAMERA" in out.stdout
     hg = [pydicom.dcmread(p) for p in db.glob("HG*")]
-    assert len(hg) == 1 and (hg[0].Rows, hg[0].Columns, hg[0].BitsStored) == (500, 400, 12)
-    assert hg[0].pixel_array.max() > 0  # the images are on it
-    assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(hg) == 2 and all((h.Rows, h.Columns, h.BitsStored) == (500, 400, 12) for h in hg)
+    # what arrived is the films as composed from the archived images: 3 then 2, a header on each
+    fmt = FilmFormat("8INX10IN", "PORTRAIT", 50, 12)
+    pages = {h.pixel_array.tobytes() for h in hg}
+    from app.cli import archive_series_paths
+    from app.store.archive import Archive
+    again = Archive(home)
+    try:
+        paths = archive_series_paths(again, series)
+    finally:
+        again.close()
+    expected = [render(Sheet("1x3", [Cell(p) for p in paths[:3]]), fmt), render(Sheet("1x3", [Cell(p) for p in paths[3:]]), fmt)]
+    assert pages == {e.tobytes() for e in expected}
+    pdf = (tmp_path / "films.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and b"/Count 2" in pdf
+    assert pdf.count(b"/MediaBox [ 0 0 576.0 720.0 ]") == 2  # two pages the size of the film: 8 x 10 inches
+    from PIL import Image
     alone = lightbox(home, "print", "--out", str(tmp_path / "alone.png"), "--layout", "2x2", "--dpi", "20",
                      *map(str, files))
-    assert "alone.png: the page, 280x340 pixels" in alone.stdout
+    assert "alone.png, " in alone.stdout and "alone-2.png: 2 14INX17IN portrait films (280x340 pixels" in alone.stdout
+    with Image.open(tmp_path / "alone-2.png") as second:
+        assert second.size == (280, 340)
     bad = lightbox(home, "print", "CAMERA", "--film", "A3", "--series", series, check=False)
+    assert bad.returncode == 2 and "CAMERA takes the film sizes" in bad.stderr and "not A3" in bad.stderr
+    bad = lightbox(home, "print", "--out", str(tmp_path / "x.png"), "--film", "A3", *map(str, files), check=False)
     assert bad.returncode == 2 and "film size A3 is not one of" in bad.stderr
