@@ -713,7 +713,11 @@ def cmd_print(args) -> int:
         films = f"{len(pages)} {args.film} {args.orientation.lower()} film{'s' if len(pages) != 1 else ''}"
         shape = f"{pages[0].shape[1]}x{pages[0].shape[0]} pixels, {bits} bits"
         if args.out:
-            written = write_pages(pages, args.out, dpi)
+            from app.film.to_file import write_pages
+            try:
+                written = write_pages(pages, args.out, dpi)
+            except OSError as exc:
+                raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
             print(f"{', '.join(map(str, written))}: {films} ({shape})")
         if not node:
             return 0
@@ -762,23 +766,6 @@ def _print_queue_status(archive, queue, node, printer_status, print_job) -> int:
 def archive_series_paths(archive, series_uid: str) -> list[str]:
     from app.imaging.series import archive_series_files
     return [str(p) for p in archive_series_files(archive, series_uid)]
-
-
-def write_pages(pages, out: Path, dpi: float) -> list[Path]:
-    """Print to file: the pages as one PDF (film size at ``dpi``) or as PNGs (one per film:
-    NAME.png, NAME-2.png...), 8 bits."""
-    from PIL import Image
-    images = [Image.fromarray(p if p.dtype.itemsize == 1 else (p >> 4).astype("u1")) for p in pages]
-    try:
-        if out.suffix.lower() == ".pdf":
-            images[0].save(out, save_all=True, append_images=images[1:], resolution=float(dpi))
-            return [out]
-        names = [out if i == 0 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(len(images))]
-        for image, name in zip(images, names):
-            image.save(name, format="PNG")
-        return names
-    except OSError as exc:
-        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 # -- delete ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ class Cell:
     invert: bool = False
     zoom: float = 1.0  # 1: the whole image fits its box; 2: its middle half, twice as large
     rotate: int = 0  # quarter turns clockwise, as the viewer shows it
-    flip: bool = False  # mirrored left-right, after the rotation
+    flip: bool = False  # mirrored left-right, before the rotation (as the viewer does)
     true_size: bool = False  # mm for mm on film (Imager Pixel Spacing of a mammogram)
 
     def as_dict(self) -> dict:
@@ -65,8 +65,7 @@ class FilmFormat:
 
 
 def oriented(img: np.ndarray, rotate: int = 0, flip: bool = False) -> np.ndarray:
-    out = np.rot90(img, -(rotate % 4))
-    return np.ascontiguousarray(out[:, ::-1] if flip else out)
+    return np.ascontiguousarray(np.rot90(img[:, ::-1] if flip else img, -(rotate % 4)))
 
 
 def zoomed(img: np.ndarray, zoom: float) -> np.ndarray:

@@ -271,6 +271,9 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
             status = assoc.send_n_delete(class_uid, instance_uid, meta_uid=meta if class_uid != PRESENTATION_LUT else None)
             _check(status, "delete", "clean-up (N-DELETE)", node, out)
         created.clear()
+        if job_failure:  # a Print Job report handled while the clean-up went on (its own thread)
+            raise PrintRefused(f"{node.aet} reported that printing failed: "
+                               f"{print_status.camera_state('FAILURE', job_failure[-1]).message}", 0xC000)
     finally:
         if assoc.is_established:
             assoc.release()

@@ -14,6 +14,7 @@ class CoreBridge(QObject):
     jobUpdated = Signal(object)      # app.jobs.queue.Job.as_dict(), passed as the Python object
     jobsRemoved = Signal()
     commitmentUpdated = Signal(object)  # list of Study Instance UIDs whose commitment changed
+    cameraUpdated = Signal(object)   # app.film.cameras.Camera.as_dict(): a printer's status (spec §8.6)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -22,6 +23,7 @@ class CoreBridge(QObject):
             events.subscribe("job-updated", self.jobUpdated.emit),
             events.subscribe("jobs-removed", lambda _payload: self.jobsRemoved.emit()),
             events.subscribe("commitment-updated", self.commitmentUpdated.emit),
+            events.subscribe("camera-status", self.cameraUpdated.emit),
         ]
 
     def close(self) -> None:

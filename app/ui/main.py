@@ -42,6 +42,8 @@ class MainWindow(QMainWindow):
         self.router = Router(archive, self.jobs).start() if node is not None else None
         from app.net.worklist import WorklistPoller
         self.worklist = WorklistPoller(archive).start() if node is not None else None
+        from app.jobs.print_job import CameraPoller
+        self.camera_poller = CameraPoller(archive, self.jobs).start() if node is not None else None
         self.setWindowTitle("Lightbox" + (f" — {user.full_name or user.name}" if user else ""))
         self.bridge = CoreBridge(self)
         self.browser = PatientBrowser(archive, self)
@@ -86,6 +88,8 @@ class MainWindow(QMainWindow):
                             triggered=self.open_query_retrieve)
         qr_action.setEnabled(self.may("query"))
         tools.addAction(qr_action)
+        tools.addAction(QAction("&Film composer…", self, shortcut=QKeySequence("Ctrl+Shift+P"),
+                                triggered=self.film_composer))
         worklist_action = QAction("Modality &worklist…", self, shortcut=QKeySequence("Ctrl+Shift+W"),
                                   triggered=self.open_worklist)
         worklist_action.setEnabled(self.may("query"))
@@ -112,6 +116,13 @@ class MainWindow(QMainWindow):
         self.user_state = QLabel(f"{self.user.name} ({users.ROLE_NAMES[self.user.role]})" if self.user else "")
         bar = self.statusBar()
         bar.addWidget(self.node_state, 1)
+        self.camera_state = QLabel()
+        self.camera_state.setToolTip("Film printers (spec §8.6): 🟢 ready, 🟡 needs attention, 🔴 queue stopped")
+        bar.addPermanentWidget(self.camera_state)
+        self.bridge.cameraUpdated.connect(lambda _camera: self._update_cameras())
+        from app.jobs.print_job import stopped_queues
+        stopped_queues(self.jobs)
+        self._update_cameras()
         bar.addPermanentWidget(self.assoc_state)
         bar.addPermanentWidget(self.disk_state)
         bar.addPermanentWidget(self.user_state)
@@ -120,6 +131,15 @@ class MainWindow(QMainWindow):
         self._update_disk()
         self._assoc_timer = QTimer(self, interval=1000, timeout=self._update_associations)
         self._assoc_timer.start()
+
+    def _update_cameras(self) -> None:
+        """The status-bar message and camera symbol of each printer (spec §8.6.1), worst first."""
+        from app.film import cameras
+        from app.ui.film_composer import SYMBOLS
+        order = {"stopped": 0, "interact": 1, "unknown": 2, "idle": 3}
+        shown = sorted(cameras.current().values(), key=lambda c: (order.get(c.symbol, 2), c.printer))
+        self.camera_state.setText("  ".join(f"{SYMBOLS.get(c.symbol, '')} {c.printer}: {c.message}" for c in shown[:2])
+                                  + (f"  (+{len(shown) - 2})" if len(shown) > 2 else ""))
 
     def _update_disk(self) -> None:
         try:
@@ -173,6 +193,16 @@ class MainWindow(QMainWindow):
         from app.ui.worklist_dialog import WorklistDialog
         self.worklist_dialog = WorklistDialog(self.archive, self)
         self.worklist_dialog.show()
+
+    def film_composer(self):
+        """The one film composer window (app.ui.film_composer), shown."""
+        from app.ui.film_composer import FilmComposer
+        if getattr(self, "_composer", None) is None:
+            self._composer = FilmComposer(self.archive, self.jobs, actor=self.actor,
+                                          camera_updates=self.bridge.cameraUpdated)
+        self._composer.show()
+        self._composer.raise_()
+        return self._composer
 
     def open_settings(self) -> None:
         if not self.may("settings"):
@@ -248,7 +278,8 @@ class MainWindow(QMainWindow):
     # -- study actions --------------------------------------------------------------------
     def open_studies(self, rows: list[dict]) -> None:
         from app.ui.viewer.window import ViewerWindow
-        viewer = ViewerWindow(self.archive, rows, jobs=self.jobs, job_updates=self.bridge.jobUpdated, actor=self.actor)
+        viewer = ViewerWindow(self.archive, rows, jobs=self.jobs, job_updates=self.bridge.jobUpdated, actor=self.actor,
+                              add_to_film=lambda cells: self.film_composer().add_images(cells))
         self.viewers = [v for v in getattr(self, "viewers", []) if v.isVisible()] + [viewer]
         viewer.show()
 
@@ -261,6 +292,8 @@ class MainWindow(QMainWindow):
             self.send_studies(rows)
         elif action == "correct":
             self.correct_study(rows[0])
+        elif action == "print":
+            self.film_composer().add_studies([r["StudyInstanceUID"] for r in rows])
         else:
             QMessageBox.information(self, "Not available yet",
                                     f"'{action}' is not part of this version of Lightbox yet.")
@@ -372,7 +405,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.bridge.close()
-        for worker in (self.router, self.watermark, self.worklist):
+        for worker in (self.router, self.watermark, self.worklist, self.camera_poller):
             if worker is not None:
                 worker.stop()
         if self._own_jobs:

@@ -305,6 +305,23 @@ class Viewport(QWidget):
         self._render()
         self.changed.emit(self)
 
+    def film_cell(self):
+        """The image shown as the film composer prints it (app.film.sheet.Cell): its window,
+        polarity, orientation and zoom (relative to fitting its box, the middle of it kept)."""
+        from app.film.sheet import Cell
+        if self.images is None or not len(self.images):
+            return None
+        entry = self.images.entries[self.index]
+        w = self.window
+        center, width = (w.center, w.width) if w is not None and w.lut is None else (None, None)
+        zoom = 1.0
+        if self.zoom is not None:
+            h, wd = self.images.stored(self.index).shape[:2]
+            vw, vh = self._view_size()
+            rw, rh = (h, wd) if self.rotation % 180 else (wd, h)
+            zoom = max(1.0, self.zoom / min(vw / max(rw, 1), vh / max(rh, 1)))
+        return Cell(str(entry.path), entry.frame, center, width, self.invert, zoom, (self.rotation // 90) % 4, self.flip)
+
     # -- presentation states ----------------------------------------------------------------
     def _reference(self, header) -> tuple[str, int]:
         """(SOP Instance UID, 1-based frame) of the image shown: what a GSPS references."""

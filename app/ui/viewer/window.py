@@ -9,7 +9,7 @@ from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QMimeData, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QIcon, QImage, QPixmap
+from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QLabel, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QToolBar, QWidget)
 
@@ -46,13 +46,14 @@ class _SeriesStrip(QListWidget):
 
 class ViewerWindow(QMainWindow):
     def __init__(self, archive, study_rows: list[dict], parent=None, *, hang: bool = True, jobs=None,
-                 job_updates=None, actor: str | None = None):
+                 job_updates=None, actor: str | None = None, add_to_film=None):
         """``hang``: a single study is hung by its hanging protocol (app.ui.viewer.stages).
         ``jobs`` (app.jobs.queue.JobQueue), ``job_updates`` (a signal of job dicts) and
         ``actor``: the application's, so the study's priors are fetched from the archive as a
         job of the jobs panel (setting hanging.priors_node)."""
         super().__init__(parent)
         self.jobs, self.job_updates, self.actor = jobs, job_updates, actor
+        self.add_to_film = add_to_film  # the film composer's add_images (app.ui.film_composer)
         # Deleted when closed: its VTK windows are finalized then and must not be shown again.
         self.setAttribute(Qt.WA_DeleteOnClose)
         self._closing = False  # answers of background work that arrive after closing are dropped
@@ -133,6 +134,11 @@ class ViewerWindow(QMainWindow):
         save.setToolTip("Save the active viewport as PNG or JPEG, with its image text")
         bar.addAction(save)
         bar.addAction(QAction("Save image only…", self, triggered=lambda: self._save_dialog(False)))
+        if self.add_to_film is not None:
+            film = QAction("Add to film", self, shortcut=QKeySequence("Ctrl+P"), triggered=self.film_active)
+            film.setToolTip("Put the image shown in the active viewport on the film composer, with its window, "
+                            "zoom and orientation (Ctrl+P); the series strip's thumbnails can be dragged there too")
+            bar.addAction(film)
         bar.addSeparator()
         for label, slot, key in (("Fit", lambda: self._each(Viewport.fit), "F"),
                                  ("1:1", lambda: self._each(Viewport.one_to_one), "1"),
@@ -141,6 +147,11 @@ class ViewerWindow(QMainWindow):
             act = QAction(label, self, triggered=slot)
             act.setToolTip(f"{label} ({key} in a viewport)")
             bar.addAction(act)
+
+    def film_active(self) -> None:
+        cell = self.active.film_cell() if self.active is not None else None
+        if cell is not None and self.add_to_film is not None:
+            self.add_to_film([cell])
 
     def show_layout_name(self, rows: int, cols: int) -> None:
         """The layout box says what is shown (a protocol's stage), choosing nothing."""
