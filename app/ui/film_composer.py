@@ -30,7 +30,16 @@ log = logging.getLogger(__name__)
 
 CELLS_MIME = "application/x-lightbox-film-cells"  # JSON list of app.film.sheet.Cell fields
 TO_FILE = ""  # the printer entry that writes PDF/PNG pages instead
-SYMBOLS = {"idle": "🟢", "interact": "🟡", "stopped": "🔴", "unknown": "⚪"}
+SYMBOL_COLORS = {"idle": "#2e9d2e", "interact": "#e08a00", "stopped": "#d11f1f", "unknown": "#8a8a8a"}
+SYMBOL_NAMES = {"idle": "ready", "interact": "needs attention", "stopped": "queue stopped", "unknown": "unknown"}
+
+
+def camera_html(symbol: str, printer: str, message: str) -> str:
+    """The camera symbol of spec §8.6 (a coloured disc and its name) and the status-bar message."""
+    from html import escape
+    color = SYMBOL_COLORS.get(symbol, SYMBOL_COLORS["unknown"])
+    return (f'<span style="color:{color}; font-size:large">●</span> <b>{escape(printer)}</b> '
+            f'<span style="color:{color}">[{SYMBOL_NAMES.get(symbol, symbol)}]</span> {escape(message)}')
 
 
 def cells_mime(cells: list[Cell]) -> bytes:
@@ -292,9 +301,9 @@ class FilmComposer(QWidget):
         camera = cameras.current().get(node.name)
         stopped = print_job.stopped_queues(self.jobs).get(node.name)
         if camera is None and not stopped:
-            self.camera.setText(f"{SYMBOLS['unknown']} {node.name}: status not known yet (asked when printing)")
+            self.camera.setText(camera_html("unknown", node.name, "status not known yet (asked when printing)"))
         elif camera is not None:
-            self.camera.setText(f"{SYMBOLS.get(camera.symbol, '')} {node.name}: {camera.message}")
+            self.camera.setText(camera_html(camera.symbol, node.name, camera.message))
         self.restart.setVisible(bool(stopped))
 
     def _camera_updated(self, camera: dict) -> None:

@@ -117,7 +117,7 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.addWidget(self.node_state, 1)
         self.camera_state = QLabel()
-        self.camera_state.setToolTip("Film printers (spec §8.6): 🟢 ready, 🟡 needs attention, 🔴 queue stopped")
+        self.camera_state.setToolTip("Film printers (spec §8.6): green ready, orange needs attention, red queue stopped")
         bar.addPermanentWidget(self.camera_state)
         self.bridge.cameraUpdated.connect(lambda _camera: self._update_cameras())
         from app.jobs.print_job import stopped_queues
@@ -135,11 +135,11 @@ class MainWindow(QMainWindow):
     def _update_cameras(self) -> None:
         """The status-bar message and camera symbol of each printer (spec §8.6.1), worst first."""
         from app.film import cameras
-        from app.ui.film_composer import SYMBOLS
+        from app.ui.film_composer import camera_html
         order = {"stopped": 0, "interact": 1, "unknown": 2, "idle": 3}
         shown = sorted(cameras.current().values(), key=lambda c: (order.get(c.symbol, 2), c.printer))
-        self.camera_state.setText("  ".join(f"{SYMBOLS.get(c.symbol, '')} {c.printer}: {c.message}" for c in shown[:2])
-                                  + (f"  (+{len(shown) - 2})" if len(shown) > 2 else ""))
+        self.camera_state.setText("&nbsp;&nbsp;".join(camera_html(c.symbol, c.printer, c.message) for c in shown[:2])
+                                  + (f"&nbsp;&nbsp;(+{len(shown) - 2})" if len(shown) > 2 else ""))
 
     def _update_disk(self) -> None:
         try:
