@@ -299,7 +299,7 @@ class FilmComposer(QWidget):
             self.restart.setVisible(False)
             return
         camera = cameras.current().get(node.name)
-        stopped = print_job.stopped_queues(self.jobs).get(node.name)
+        stopped = self.jobs.holds().get(print_job.group(node.name))  # read only: no event (it would recurse)
         if camera is None and not stopped:
             self.camera.setText(camera_html("unknown", node.name, "status not known yet (asked when printing)"))
         elif camera is not None:

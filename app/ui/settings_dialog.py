@@ -271,7 +271,11 @@ class NodeEditor(QDialog):
                                 v.get("printer", nodes.PrinterSetup()).check())
 
     def _accept(self) -> None:
-        entered = self._entered()
+        try:
+            entered = self._entered()
+        except SettingsError as exc:
+            self.error.setText(str(exc))
+            return
         self.buttons.setEnabled(False)
         self.error.setText("Checking …")
 

@@ -128,3 +128,86 @@ def test_compose_drop_preview_print_and_a_printer_that_comes_back(qtbot, tmp_pat
         win.close()
     finally:
         archive.close()
+
+
+def test_a_stopped_queue_the_viewer_and_the_printer_settings(qtbot, tmp_path):
+    """A printer reporting ELEC SW ERROR (spec §8.6.1: queue stopped) — the STAND-IN printer,
+    dcmprscp cannot report it: the job stays queued, the composer shows the red camera and
+    Restart queue, which sends it once the printer is back to NORMAL. The viewer's Add to
+    film carries the window, polarity, rotation and zoom of the active viewport. The node
+    editor's printer box saves the printer's setup."""
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from app.imaging import pixels
+    from app.store import nodes
+    from app.store.query import search
+    from app.ui.settings_dialog import NodeEditor
+    from app.ui.viewer.window import ViewerWindow
+    from tests.print_standin import StandinPrinter
+    home = tmp_path / "home"
+    study, series = generate_uid(), generate_uid()
+    ct = [save(ct_dataset(study, series, generate_uid(), i + 1, size=64, seed=i), tmp_path / f"ct{i}.dcm")
+          for i in range(3)]
+    lightbox(home, "import", *map(str, ct))
+    archive = Archive(home)
+    with StandinPrinter(printer_status="FAILURE", printer_status_info="ELEC SW ERROR") as printer:
+        try:
+            archive.settings.set("print.retry_interval", 1)
+            add_node(archive.engine, RemoteNode("LASER", printer.aet, "127.0.0.1", printer.port, ("print",),
+                                                printer=PrinterSetup(dpi=50)))
+            win = MainWindow(archive, None, None)
+            qtbot.addWidget(win)
+            win.show()
+            viewer = ViewerWindow(archive, search(archive.engine, "study", {}),
+                                  add_to_film=lambda cells: win.film_composer().add_images(cells))
+            viewer.show()
+            vp = viewer.viewports[0]
+            qtbot.waitUntil(lambda: vp.images is not None and vp.image_count() == 3, timeout=10000)
+            vp.set_window(pixels.Window(100, 300))
+            vp.toggle_invert()
+            vp.rotate(90)
+            vp.one_to_one()
+            viewer.film_active()
+            composer = win.film_composer()
+            cell = composer.sheets[0].cells[0]
+            assert (cell.center, cell.width, cell.invert, cell.rotate, cell.flip) == (100, 300, True, 1, False)
+            assert cell.zoom >= 1.0 and cell.path.endswith(".dcm")
+            viewer.close()
+            qtbot.waitUntil(lambda: composer.pages[0] is not None, timeout=10000)
+            composer.print_films()
+            qtbot.waitUntil(lambda: composer.last_job is not None, timeout=10000)
+            job_id = composer.last_job
+            qtbot.waitUntil(lambda: "print:LASER" in win.jobs.holds(), timeout=15000)
+            assert win.jobs.get(job_id).status == QUEUED and "queue stopped" in win.jobs.get(job_id).message
+            qtbot.waitUntil(lambda: composer.restart.isVisible(), timeout=5000)
+            assert "Camera software problem" in composer.camera.text() and "queue stopped" in composer.camera.text()
+            assert "LASER" in win.camera_state.text()
+            screen_shot(composer, "film_composer_queue_stopped.png", from_screen=False)
+            assert printer.films == []
+            printer.printer_status, printer.printer_status_info = "NORMAL", "NORMAL"
+            composer.restart.click()
+            qtbot.waitUntil(lambda: win.jobs.get(job_id).status == DONE, timeout=15000)
+            assert len(printer.films) == 1 and not win.jobs.holds()
+            sent = printer.films[0]["images"][0].BasicGrayscaleImageSequence[0]
+            assert bytes(sent.PixelData) == composer.pages[0].astype("<u2").tobytes()
+            qtbot.waitUntil(lambda: not composer.restart.isVisible(), timeout=5000)
+
+            editor = NodeEditor(nodes.get_node(archive.engine, "LASER"), win)
+            qtbot.addWidget(editor)
+            assert editor.printer.isVisible() or editor.roles["print"].isChecked()
+            editor.printer.dpi.setValue(320)
+            editor.printer.plut.setChecked(True)
+            editor.printer.layouts.setText("1x1, 3x4, 4x5")
+            editor.show()
+            screen_shot(editor, "settings_printer.png", from_screen=False)
+            with qtbot.waitSignal(editor.accepted, timeout=10000):
+                editor.buttons.button(QDialogButtonBox.Ok).click()
+            nodes.add_node(archive.engine, editor.result_node, replace=True)
+            saved = nodes.get_node(archive.engine, "LASER").printer
+            assert (saved.dpi, saved.presentation_lut, saved.layouts) == (320, True, ("1x1", "3x4", "4x5"))
+            editor.printer.layouts.setText("1x1, 12x3")
+            editor.buttons.button(QDialogButtonBox.Ok).click()
+            qtbot.waitUntil(lambda: "1 to 10 rows" in editor.error.text(), timeout=10000)
+            win.close()
+        finally:
+            archive.close()
