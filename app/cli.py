@@ -454,7 +454,8 @@ def cmd_nodes(args) -> int:
             node = nodes.add_node(archive.engine, nodes.RemoteNode(
                 args.name, args.aet, args.host, args.port, roles, args.tls, cert, pin, args.comment,
                 nodes.syntaxes_from_text(args.syntaxes or ""), nodes.class_syntaxes_from_text(args.class_syntaxes or ""),
-                "" if args.pack == "none" else args.pack),
+                "" if args.pack == "none" else args.pack,
+                nodes.PrinterSetup.from_text(args.printer) if args.printer else nodes.PrinterSetup()),
                 replace=args.replace)
             _audit(archive.engine, "node-add", f"{node.name}: {node.aet}@{node.host}:{node.port}")
             print(f"added {node.name}: {node.aet}@{node.host}:{node.port}"
@@ -470,7 +471,8 @@ def cmd_nodes(args) -> int:
                 _print_json([n.as_dict() for n in found])
             else:
                 for n in found:
-                    print(f"{n.name:16} {n.aet:16} {n.host}:{n.port}{'  TLS' if n.tls else ''}  {','.join(n.roles)}")
+                    print(f"{n.name:16} {n.aet:16} {n.host}:{n.port}{'  TLS' if n.tls else ''}  {','.join(n.roles)}"
+                          + (f"  printer: {n.printer.as_text()}" if "print" in n.roles else ""))
         elif args.nodes_cmd == "remove":
             if not nodes.remove_node(archive.engine, args.name):
                 raise CliError(f"no node named '{args.name}'")
@@ -975,6 +977,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--pack", choices=("none", "sr", "sc"), default="none",
                    help="pack the classes of spec Table 4-8 the node lacks into Basic Text SR (sr) or "
                         "Secondary Capture (sc); default: none (they fail)")
+    a.add_argument("--printer", metavar="SETUP",
+                   help="a film printer's setup: 'sizes=14INX17IN,8INX10IN; layouts=1x1,2x2,4x5; dpi=320; bits=12; "
+                        "plut=yes; color=no; mediums=BLUE FILM,CLEAR FILM; magnification=NONE; border=BLACK'")
     a.add_argument("--replace", action="store_true", help="replace a node of the same name")
     lst = ns.add_parser("list")
     lst.add_argument("--json", action="store_true")

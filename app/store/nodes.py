@@ -94,8 +94,12 @@ class PrinterSetup:
         if unknown or not self.film_sizes:
             raise SettingsError(f"film size(s) {', '.join(unknown) or '(none)'}: choose from "
                                 f"{', '.join(film_sizes())} (spec Table 4-31)")
+        from app.film.compose import FilmError
         for layout in self.layouts:
-            parse_layout(layout)
+            try:
+                parse_layout(layout)
+            except FilmError as exc:
+                raise SettingsError(f"printer layouts: {exc}") from None
         if not 50 <= self.dpi <= 1200:
             raise SettingsError(f"printer resolution {self.dpi} DPI: 50 to 1200")
         if self.bits not in (8, 12):
