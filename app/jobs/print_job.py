@@ -97,8 +97,11 @@ def runner(archive):
             raise Postponed(f"queue stopped: {exc.state.message} Restart the queue of {name} when the camera "
                             "is ready.", interval) from None
         except (PrintRefused, PrintDropped) as exc:
+            if getattr(exc, "resume_at", None) is not None:  # accepted, then reported failed
+                state["next"] = min(state["next"], exc.resume_at)
+                ctx.progress(state["next"], total, state=state)
             done = state["next"]
-            raise JobError(f"{exc} {done} of {total} film{'s' if total != 1 else ''} printed"
+            raise JobError(f"{str(exc).rstrip('.')}. {done} of {total} film{'s' if total != 1 else ''} printed"
                            + ("; Retry prints the rest." if done < total else ".")) from None
         shutil.rmtree(folder, ignore_errors=True)
         text = f"{total} film{'s' if total != 1 else ''} printed on {node.name}"

@@ -339,13 +339,13 @@ class JobQueue:
         else:
             job.status, job.message = DONE, message or "done"
         finally:
+            self._save(job)  # before its group is free: a postponed job keeps its turn
             with self._lock:
                 self._running.discard(job.id)
                 self._cancel.discard(job.id)
                 if job.group:
                     self._running_groups.discard(job.group)
                 self._lock.notify_all()
-        self._save(job)
 
     def _save(self, job: Job) -> None:
         with self.engine.begin() as conn:

@@ -50,9 +50,10 @@ class PrintDropped(PrintFailed):
 class PrintRefused(PrintFailed):
     """The printer answered a failure status (Tables 4-30 to 4-39)."""
 
-    def __init__(self, message: str, code: int):
+    def __init__(self, message: str, code: int, resume_at: int | None = None):
         super().__init__(message)
         self.code = code
+        self.resume_at = resume_at  # the first film not printed, when one already accepted failed
 
 
 class PrinterStopped(PrintFailed):
@@ -102,7 +103,8 @@ def _check(status, key: str, what: str, node, out: Printed) -> None:
     comment = str(status.get("ErrorComment", "") or "").strip()
     log.error("%s: %s refused the %s: 0x%04X %s%s", node.name, node.aet, what, code, meaning.meaning,
               f" ({comment})" if comment else "")
-    raise PrintRefused(print_status.plain_words(meaning) + (f" The printer said: {comment}." if comment else ""),
+    raise PrintRefused(print_status.plain_words(meaning) + f" Refused request: {what}."
+                       + (f" The printer said: {comment}." if comment else ""),
                        code)
 
 
@@ -176,7 +178,8 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
     ae.dimse_timeout = settings["timeouts.message"]
     clock = _Clock()
     out = Printed(seconds=clock.seconds)
-    job_failure: list[str] = []
+    job_failure: list[tuple[str, str]] = []  # (Execution Status Info, Print Job UID) of failed print jobs
+    film_of_job: dict[str, int] = {}  # Print Job UID (N-ACTION answer) -> the film it prints
 
     def on_event(event) -> tuple[int, None]:
         """Printer and Print Job N-EVENT-REPORTs (Tables 4-40, 4-42): answered, passed on."""
@@ -193,11 +196,12 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
             detail = str(info.get("ExecutionStatusInfo", "") or "")
             out.events.append(f"print job {state} {detail}".strip())
             if kind == 4:
-                job_failure.append(detail or "UNKNOWN")
+                job_failure.append((detail or "UNKNOWN", str(event.request.AffectedSOPInstanceUID or "")))
         log.info("%s: %s reported %s", node.name, node.aet, out.events[-1] if out.events else kind)
         return 0x0000, None
 
-    contexts = [build_context(meta), build_context(PRINT_JOB)]
+    # both metas: a printer that refuses the one needed still accepts the association (a refusal, not an abort)
+    contexts = [build_context(GRAYSCALE_META), build_context(COLOR_META), build_context(PRINT_JOB)]
     if presentation_lut:
         contexts.append(build_context(PRESENTATION_LUT))
     try:
@@ -209,7 +213,7 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
         assoc.release()
         what = "colour" if color else "grayscale"
         raise PrintRefused(f"{node.aet} does not print {what} films (it refused the Basic "
-                           f"{what.title()} Print Management Meta SOP Class). Choose another printer"
+                           f"{'Color' if color else 'Grayscale'} Print Management Meta SOP Class). Choose another printer"
                            + (" or a grayscale film." if color else "."), 0x0122)
     clock.lap("connect")
     created: list[tuple[str, str]] = []
@@ -255,11 +259,12 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
             status, _ = assoc.send_n_set(image, image_class, box_uid[1], meta_uid=meta)
             _check(status, "color-image-set" if color else "grayscale-image-set", "image box (N-SET)", node, out)
             clock.lap("image")
-            status, _ = assoc.send_n_action(None, 1, FILM_BOX, box_uid[0], meta_uid=meta)
+            status, answer = assoc.send_n_action(None, 1, FILM_BOX, box_uid[0], meta_uid=meta)
             _check(status, "film-box-action", "print (N-ACTION)", node, out)
+            for ref in (answer.get("ReferencedPrintJobSequence") or []) if answer is not None else []:
+                film_of_job[str(ref.ReferencedSOPInstanceUID)] = i
             if job_failure:
-                raise PrintRefused(f"{node.aet} reported that printing the film failed: "
-                                   f"{print_status.camera_state('FAILURE', job_failure[-1]).message}", 0xC000)
+                raise _job_failed(node, job_failure, film_of_job, i)
             out.films += 1
             if on_film:
                 on_film(i)
@@ -272,14 +277,23 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
             _check(status, "delete", "clean-up (N-DELETE)", node, out)
         created.clear()
         if job_failure:  # a Print Job report handled while the clean-up went on (its own thread)
-            raise PrintRefused(f"{node.aet} reported that printing failed: "
-                               f"{print_status.camera_state('FAILURE', job_failure[-1]).message}", 0xC000)
+            raise _job_failed(node, job_failure, film_of_job, len(pages) - 1)
     finally:
         if assoc.is_established:
             assoc.release()
     clock.lap("cleanup")
     clock.seconds["total"] = time.perf_counter() - clock.start
     return out
+
+
+def _job_failed(node, failures: list[tuple[str, str]], film_of_job: dict[str, int], last: int) -> PrintRefused:
+    """The printer reported a print job FAILURE (Table 4-42): the film of that job (by its
+    Print Job UID; the last one sent if the printer gave none) and those after it were not
+    printed, whatever the N-ACTION said."""
+    info, job_uid = failures[0]
+    film = film_of_job.get(job_uid, last)
+    return PrintRefused(f"{node.aet} reported that printing film {film + 1} failed: "
+                        f"{print_status.camera_state('FAILURE', info).message}", 0xC000, resume_at=film)
 
 
 def _film_box(assoc, node, out: Printed, film: Film, meta: str, session_uid: str,

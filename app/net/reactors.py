@@ -201,7 +201,8 @@ def _assoc_run_reactor(self: Association) -> None:
         self._is_paused = True
         wake.wait(_IDLE_STEP)
         while True:
-            self._reactor_checkpoint.wait()
+            while not self._reactor_checkpoint.wait(_IDLE_STEP):  # paused: keep saying so, pynetdicom's
+                self._is_paused = True  # N-EVENT-REPORT thread resets the flag when it has served one
             self._is_paused = False
             if self._reactor_checkpoint.is_set():
                 break

@@ -328,15 +328,20 @@ class FilmComposer(QWidget):
                           setup.bits, color=setup.color and self._has_color(), header=self.header.isChecked())
 
     def _has_color(self) -> bool:
-        from app.film.sheet import load
+        """Whether any image is in colour (a colour film then): headers only, remembered."""
+        import pydicom
+
         from app.imaging import pixels
+        known = self.__dict__.setdefault("_color", {})
         for sheet in self.sheets:
             for cell in sheet.images():
-                try:
-                    if pixels.is_color(load(cell.path, cell.frame)[0]):
-                        return True
-                except FilmError:
-                    continue
+                if cell.path not in known:
+                    try:
+                        known[cell.path] = pixels.is_color(pydicom.dcmread(cell.path, stop_before_pixels=True))
+                    except Exception:  # noqa: BLE001 - unreadable: the render says so
+                        known[cell.path] = False
+                if known[cell.path]:
+                    return True
         return False
 
     def _layout_chosen(self, text: str) -> None:
