@@ -29,7 +29,7 @@ def test_film_print_compose_and_transfer(tmp_path, capsys):
     assert report["pixels_match"] == [True] * size.repeat
     assert all(run["check"]["new_hg_files"] == 1 for run in report["runs"])
     c, t = report["composition"], report["transfer"]
-    assert c["print_values_s"] > 0 and c["compose_s"] > 0 and c["seconds"] > 0
+    assert c["print_values_s"] > 0 and c["compose_s"] > 0 and c["seconds"] > 0 and c["sheet_from_files_s"] > 0
     assert all(t["seconds"][k] > 0 for k in ("connect", "session", "image", "print", "cleanup", "total"))
     assert t["image_mb_s"] > 0 and t["total_mb_s"] > 0
     assert report["loopback"]["mb_s"] > 0 and report["ratio_transfer_over_loopback"] > 0
