@@ -85,8 +85,9 @@ def cmd_node(args) -> int:
     from app.store.watermark import Watchdog
     watermark, router = Watchdog(archive).start(), Router(archive, jobs).start()
     worklist = WorklistPoller(archive).start()
-    from app.jobs.print_job import CameraPoller, stopped_queues
+    from app.jobs.print_job import CameraPoller, stopped_queues, sweep_spool
     stopped_queues(jobs)
+    sweep_spool(archive, jobs)
     cameras = CameraPoller(archive, jobs).start()
     while not stop.wait(0.5):
         if workers > 1:

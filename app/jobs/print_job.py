@@ -111,6 +111,23 @@ def runner(archive):
     return run
 
 
+def sweep_spool(archive, queue) -> int:
+    """Remove the spooled films no job refers to any more (jobs removed from the list); a
+    failed or cancelled job keeps its films for Retry. The number of folders removed."""
+    root = spool_root(archive)
+    if not root.is_dir():
+        return 0
+    kept = {job.params.get("spool") for job in queue.list(limit=100000) if job.kind == KIND}
+    removed = 0
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.info("removed %d spooled print job(s) no job refers to", removed)
+    return removed
+
+
 def restart(queue, printer: str) -> None:
     """The operator restarts a stopped queue (§8.6): its jobs are sent again."""
     queue.release(group(printer))

@@ -120,8 +120,9 @@ class MainWindow(QMainWindow):
         self.camera_state.setToolTip("Film printers (spec §8.6): green ready, orange needs attention, red queue stopped")
         bar.addPermanentWidget(self.camera_state)
         self.bridge.cameraUpdated.connect(lambda _camera: self._update_cameras())
-        from app.jobs.print_job import stopped_queues
+        from app.jobs.print_job import stopped_queues, sweep_spool
         stopped_queues(self.jobs)
+        sweep_spool(self.archive, self.jobs)
         self._update_cameras()
         bar.addPermanentWidget(self.assoc_state)
         bar.addPermanentWidget(self.disk_state)

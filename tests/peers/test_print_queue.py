@@ -292,6 +292,8 @@ def test_a_dropped_association_fails_the_job_and_retry_prints_only_the_rest(arch
         assert "dropped the connection" in job.message and "in time. 1 of 3 films printed" in job.message, job.message
         assert "Retry prints the rest" in job.message
         assert [standin_pixels(f) for f in printer.films] == [le(pages[0])]
+        spool = print_job.spool_root(archive) / queue.get(job_id).params["spool"]
+        assert print_job.sweep_spool(archive, queue) == 0 and spool.is_dir()  # kept for Retry
         printer.drop_at = None
         queue.retry(job_id)
         job = queue.run_here(job_id)
@@ -299,6 +301,11 @@ def test_a_dropped_association_fails_the_job_and_retry_prints_only_the_rest(arch
         # each film once: the one accepted before the drop was not sent again
         assert [standin_pixels(f) for f in printer.films] == [le(p) for p in pages]
         assert sum(1 for r in printer.requests if r[0] == "N-ACTION") == 3
+        assert not spool.exists()  # printed: its spooled films are gone
+        other = print_job.submit(queue, archive, name, [page(4)], Film(), what="never sent")
+        queue.cancel(other)
+        queue.remove_finished()  # the list cleared: nothing refers to its films any more
+        assert print_job.sweep_spool(archive, queue) == 1 and not any(print_job.spool_root(archive).iterdir())
 
 
 def test_a_film_jam_does_not_stop_the_queue_but_asks_the_operator(archive, queue, standin):
