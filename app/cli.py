@@ -725,8 +725,9 @@ def cmd_print(args) -> int:
         if not node:
             return 0
         film = Film(size=args.film, orientation=args.orientation, medium=args.medium,
-                    magnification=setup.magnification, border_density=setup.border_density or None,
-                    min_density=setup.min_density, max_density=setup.max_density)
+                    magnification=args.magnification or setup.magnification,
+                    border_density=args.border or setup.border_density or None,
+                    min_density=args.min_density or setup.min_density, max_density=args.max_density or setup.max_density)
         queue = make_job_queue(archive)
         what = f"series {args.series}" if args.series else f"{len(files)} image{'s' if len(files) != 1 else ''}"
         job_id = print_job.submit(queue, archive, node.name, pages, film, what=what)
@@ -1052,6 +1053,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bits", type=int, choices=[8, 12], help="bits per pixel (default: the printer's)")
     s.add_argument("--medium", default="BLUE FILM", help="medium type (Table 4-29; default BLUE FILM)")
     s.add_argument("--true-size", action="store_true", help="print mm for mm (mammography: Imager Pixel Spacing)")
+    s.add_argument("--magnification", type=str.upper, choices=["NONE", "BILINEAR", "CUBIC", "REPLICATE"],
+                   help="Magnification Type (Table 4-31; default: the printer's setup)")
+    s.add_argument("--border", type=str.upper, choices=["BLACK", "WHITE"], help="Border Density (Table 4-31)")
+    s.add_argument("--min-density", type=int, help="Min Density, hundredths of OD (0 < value < 50)")
+    s.add_argument("--max-density", type=int, help="Max Density, hundredths of OD")
     s.add_argument("--color", action="store_true", help="a colour film (a printer set up for colour)")
     s.add_argument("--no-header", action="store_true", help="without the patient/study line on each film")
     s.add_argument("--out", type=Path, help="also write the pages as FILE.pdf or FILE.png (alone: print to file)")

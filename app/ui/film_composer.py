@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
-                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+                               QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from app.film.compose import FilmError, film_sizes, parse_layout
 from app.film.sheet import Cell, FilmFormat, Sheet, boxes_on_page, render
@@ -189,6 +189,25 @@ class FilmComposer(QWidget):
             top.addWidget(w)
         top.addWidget(self.header)
         top.addStretch(1)
+        # Table 4-31's film box attributes, the printer's setup by default
+        self.magnification = QComboBox()
+        self.magnification.addItems(list(nodes.MAGNIFICATIONS))
+        self.magnification.setToolTip("How the printer interpolates; the page is sent at its resolution, so NONE")
+        self.border = QComboBox()
+        for value, text in (("", "printer's default"), ("BLACK", "black"), ("WHITE", "white")):
+            self.border.addItem(text, value)
+        self.min_density, self.max_density = QSpinBox(), QSpinBox()
+        self.min_density.setRange(0, 49)
+        self.max_density.setRange(0, 400)
+        for box in (self.min_density, self.max_density):
+            box.setSpecialValueText("default")  # 0: not sent, the printer's own
+            box.setToolTip("Optical density in hundredths of OD (spec Table 4-31); 'default': the printer's")
+        density = QHBoxLayout()
+        for label, w in (("Magnification", self.magnification), ("Border", self.border),
+                         ("Min density", self.min_density), ("Max density", self.max_density)):
+            density.addWidget(QLabel(label))
+            density.addWidget(w)
+        density.addStretch(1)
 
         self.preview = PagePreview()
         self.preview.boxClicked.connect(self._select)
@@ -236,6 +255,7 @@ class FilmComposer(QWidget):
         camera_row.addWidget(self.restart)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addLayout(density)
         lay.addLayout(camera_row)
         lay.addWidget(self.preview, 1)
         lay.addLayout(cell_bar)
@@ -280,6 +300,10 @@ class FilmComposer(QWidget):
             if keep in values:
                 box.setCurrentText(keep)
             box.blockSignals(False)
+        self.magnification.setCurrentText(setup.magnification)
+        self.border.setCurrentIndex(max(0, self.border.findData(setup.border_density)))
+        self.min_density.setValue(setup.min_density or 0)
+        self.max_density.setValue(setup.max_density or 0)
         layout = self.sheets[self.current].layout
         self.layout_box.blockSignals(True)
         self.layout_box.clear()
@@ -511,6 +535,14 @@ class FilmComposer(QWidget):
         fmt = self.film_format()
         return [render(_copy(s), fmt) for s in self.sheets if s.images()]
 
+    def film(self):
+        """The film box as the technologist set it (Table 4-31; app.net.printing.Film)."""
+        from app.net.printing import Film
+        return Film(size=self.size.currentText(), orientation=self.orientation.currentText(),
+                    medium=self.medium.currentText() or "BLUE FILM", magnification=self.magnification.currentText(),
+                    border_density=self.border.currentData() or None, min_density=self.min_density.value() or None,
+                    max_density=self.max_density.value() or None)
+
     def print_films(self) -> None:
         sheets = [s for s in self.sheets if s.images()]
         if not sheets:
@@ -521,14 +553,8 @@ class FilmComposer(QWidget):
             self._save_to_file()
             return
         from app.jobs import print_job
-        from app.net.printing import Film
-        setup = node.printer
-        film = Film(size=self.size.currentText(), orientation=self.orientation.currentText(),
-                    medium=self.medium.currentText() or "BLUE FILM", magnification=setup.magnification,
-                    border_density=setup.border_density or None, min_density=setup.min_density,
-                    max_density=setup.max_density)
-        first = sheets[0].images()[0]
-        what = Path(first.path).parent.name if len(sheets) == 1 else f"{len(sheets)} films"
+        film = self.film()
+        what = _patient_of(sheets[0].images()[0].path)
         self.print_button.setEnabled(False)
         self.status.setText("Composing and queueing …")
         archive, jobs, actor = self.archive, self.jobs, self.actor
@@ -562,6 +588,18 @@ class FilmComposer(QWidget):
             QMessageBox.warning(self, "Print to file", f"Not written: {exc}")
             return
         self.status.setText("Written: " + ", ".join(map(str, written)))
+
+
+def _patient_of(path: str) -> str:
+    """'Doe, Jane (P42)': what a print job is called in the jobs panel."""
+    import pydicom
+
+    from app.dicom.formatting import person_name
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - the render read it; a name only
+        return Path(path).name
+    return f"{person_name(str(ds.get('PatientName', '') or '')) or '(no name)'} ({ds.get('PatientID', '') or '-'})"
 
 
 def _trimmed(cells: list) -> list:

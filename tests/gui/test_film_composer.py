@@ -88,6 +88,8 @@ def test_compose_drop_preview_print_and_a_printer_that_comes_back(qtbot, tmp_pat
         assert np.array_equal(composer.preview.page, composer.pages[0])  # the preview is the page
         screen_shot(composer, "film_composer.png", from_screen=False)
 
+        composer.border.setCurrentIndex(composer.border.findData("BLACK"))
+        composer.max_density.setValue(250)
         # the printer is down: the job waits in its queue, the composer goes on
         composer.print_films()
         qtbot.waitUntil(lambda: composer.last_job is not None, timeout=10000)
@@ -108,6 +110,8 @@ def test_compose_drop_preview_print_and_a_printer_that_comes_back(qtbot, tmp_pat
             assert len(stored) == 2 and {h.pixel_array.tobytes() for h in stored} == {e.tobytes() for e in expected}
             box = [pydicom.dcmread(p) for p in (printed / "db").glob("SP*")][0].FilmBoxContentSequence[0]
             assert (box.FilmSizeID, box.FilmOrientation) == ("14INX17IN", "PORTRAIT")
+            assert (box.BorderDensity, box.MaxDensity, box.MagnificationType) == ("BLACK", 250, "NONE")
+            assert "Film, Test (FILM1)" in win.jobs.get(job_id).title
             qtbot.waitUntil(lambda: "Camera is ready" in composer.camera.text(), timeout=5000)
 
             # a mammogram at true size on an 8x10 film

@@ -77,10 +77,12 @@ def test_lightbox_print_a_series_on_several_films_and_to_a_file(printer, tmp_pat
              for i in range(5)]
     lightbox(home, "import", *map(str, files))
     out = lightbox(home, "print", "CAMERA", "--series", series, "--film", "8INX10IN", "--layout", "1x3",
-                   "--dpi", "50", "--out", str(tmp_path / "films.pdf"))
+                   "--dpi", "50", "--out", str(tmp_path / "films.pdf"), "--border", "white", "--min-density", "20")
     assert "printed 5 image(s) on 2 8INX10IN portrait films (400x500 pixels, 12 bits) on CAMERA" in out.stdout
     hg = [pydicom.dcmread(p) for p in db.glob("HG*")]
     assert len(hg) == 2 and all((h.Rows, h.Columns, h.BitsStored) == (500, 400, 12) for h in hg)
+    box = pydicom.dcmread(next(db.glob("SP*"))).FilmBoxContentSequence[0]
+    assert (box.BorderDensity, box.MinDensity) == ("WHITE", 20)
     # what arrived is the films as composed from the archived images: 3 then 2, a header on each
     fmt = FilmFormat("8INX10IN", "PORTRAIT", 50, 12)
     pages = {h.pixel_array.tobytes() for h in hg}
