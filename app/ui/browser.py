@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from PySide6.QtCore import (QAbstractTableModel, QDate, QModelIndex, QObject, QSize, Qt, QThreadPool,
+from PySide6.QtCore import (QAbstractTableModel, QDate, QMimeData, QModelIndex, QObject, QSize, Qt, QThreadPool,
                             QTimer, Signal)
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDateEdit, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
@@ -23,6 +23,7 @@ from app.store import browse
 from app.store.schema import instance
 from app.dicom import formatting as text
 from app.ui.background import run_in_background
+from app.ui.mime import SERIES_MIME, STUDIES_MIME
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,24 @@ class RowModel(QAbstractTableModel):
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.rows)
+
+    # dragging a series (to a viewport, the film composer) or studies (to the film composer)
+    def flags(self, index):
+        flags = super().flags(index)
+        row = self.rows[index.row()] if index.isValid() and index.row() < len(self.rows) else {}
+        return flags | Qt.ItemIsDragEnabled if row.get("SeriesInstanceUID") or row.get("StudyInstanceUID") else flags
+
+    def mimeTypes(self) -> list[str]:
+        return [SERIES_MIME, STUDIES_MIME]
+
+    def mimeData(self, indexes):
+        rows = [self.rows[r] for r in sorted({i.row() for i in indexes}) if r < len(self.rows)]
+        data = QMimeData()
+        if rows and rows[0].get("SeriesInstanceUID"):
+            data.setData(SERIES_MIME, rows[0]["SeriesInstanceUID"].encode())
+        elif rows and rows[0].get("StudyInstanceUID"):
+            data.setData(STUDIES_MIME, "\n".join(r["StudyInstanceUID"] for r in rows).encode())
+        return data
 
     def columnCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.columns)
@@ -235,6 +254,8 @@ class PatientBrowser(QWidget):
         view.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         view.horizontalHeader().setStretchLastSection(True)
         view.setWordWrap(False)
+        view.setDragEnabled(True)
+        view.setDragDropMode(QAbstractItemView.DragOnly)
         return view
 
     # -- searching ------------------------------------------------------------------------

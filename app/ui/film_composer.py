@@ -24,11 +24,10 @@ from app.film.compose import FilmError, film_sizes, parse_layout
 from app.film.sheet import Cell, FilmFormat, Sheet, boxes_on_page, render
 from app.store import nodes
 from app.ui.background import run_in_background
-from app.ui.viewer.viewport import SERIES_MIME
+from app.ui.mime import CELLS_MIME, SERIES_MIME, STUDIES_MIME
 
 log = logging.getLogger(__name__)
 
-CELLS_MIME = "application/x-lightbox-film-cells"  # JSON list of app.film.sheet.Cell fields
 TO_FILE = ""  # the printer entry that writes PDF/PNG pages instead
 SYMBOL_COLORS = {"idle": "#2e9d2e", "interact": "#e08a00", "stopped": "#d11f1f", "unknown": "#8a8a8a"}
 SYMBOL_NAMES = {"idle": "ready", "interact": "needs attention", "stopped": "queue stopped", "unknown": "unknown"}
@@ -55,6 +54,7 @@ class PagePreview(QWidget):
     boxClicked = Signal(int)
     cellsDropped = Signal(int, object)  # box index, list[Cell]
     seriesDropped = Signal(int, str)  # box index, Series Instance UID (the viewer's series strip)
+    studiesDropped = Signal(object)  # Study Instance UIDs (the browser)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -121,7 +121,7 @@ class PagePreview(QWidget):
 
     def dragEnterEvent(self, event) -> None:
         data = event.mimeData()
-        if data.hasFormat(CELLS_MIME) or data.hasFormat(SERIES_MIME) or data.hasUrls():
+        if any(data.hasFormat(m) for m in (CELLS_MIME, SERIES_MIME, STUDIES_MIME)) or data.hasUrls():
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event) -> None:
@@ -130,6 +130,10 @@ class PagePreview(QWidget):
     def dropEvent(self, event) -> None:
         box = self.box_at(event.position().toPoint())
         data = event.mimeData()
+        if data.hasFormat(STUDIES_MIME):
+            event.acceptProposedAction()
+            self.studiesDropped.emit([u for u in bytes(data.data(STUDIES_MIME).data()).decode().split("\n") if u])
+            return
         if data.hasFormat(SERIES_MIME):
             event.acceptProposedAction()
             self.seriesDropped.emit(box if box is not None else -1, bytes(data.data(SERIES_MIME).data()).decode())
@@ -213,6 +217,7 @@ class FilmComposer(QWidget):
         self.preview.boxClicked.connect(self._select)
         self.preview.cellsDropped.connect(self._dropped)
         self.preview.seriesDropped.connect(self._series_dropped)
+        self.preview.studiesDropped.connect(self.add_studies)
 
         cell_bar = QHBoxLayout()
         self.cell_buttons = {}

@@ -21,9 +21,9 @@ from app.film.sheet import Cell, render
 from app.jobs.queue import DONE, QUEUED
 from app.store.archive import Archive
 from app.store.nodes import PrinterSetup, RemoteNode, add_node
-from app.ui.film_composer import CELLS_MIME, cells_mime
+from app.ui.film_composer import cells_mime
 from app.ui.main import MainWindow
-from app.ui.viewer.viewport import SERIES_MIME
+from app.ui.mime import CELLS_MIME, SERIES_MIME
 from conftest import ROOT, free_port, lightbox, screen_shot
 
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
@@ -143,6 +143,7 @@ def test_a_stopped_queue_the_viewer_and_the_printer_settings(qtbot, tmp_path):
     from PySide6.QtWidgets import QDialogButtonBox
 
     from app.imaging import pixels
+    from app.imaging.series import archive_series_files
     from app.store import nodes
     from app.store.query import search
     from app.ui.settings_dialog import NodeEditor
@@ -195,6 +196,16 @@ def test_a_stopped_queue_the_viewer_and_the_printer_settings(qtbot, tmp_path):
             sent = printer.films[0]["images"][0].BasicGrayscaleImageSequence[0]
             assert bytes(sent.PixelData) == composer.pages[0].astype("<u2").tobytes()
             qtbot.waitUntil(lambda: not composer.restart.isVisible(), timeout=5000)
+
+            # a study dragged from the browser: every image of it onto the film, after the one there
+            qtbot.waitUntil(lambda: win.browser.studies.rowCount() == 1, timeout=10000)
+            drag = win.browser.studies.mimeData([win.browser.studies.index(0, 0)])
+            composer.layout_box.setCurrentText("2x2")
+            qtbot.waitUntil(lambda: len(composer.preview.boxes) == 4, timeout=10000)
+            _drop(composer.preview, 1, drag)
+            qtbot.waitUntil(lambda: len(composer.sheets[0].images()) == 4, timeout=10000)
+            assert [c.path for c in composer.sheets[0].images()[1:]] == \
+                [str(p) for p in archive_series_files(archive, series)]
 
             editor = NodeEditor(nodes.get_node(archive.engine, "LASER"), win)
             qtbot.addWidget(editor)

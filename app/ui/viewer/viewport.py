@@ -80,7 +80,7 @@ class _VtkView(QVTKRenderWindowInteractor):
         self.viewport.dropEvent(ev)
 
 
-SERIES_MIME = "application/x-lightbox-series-uid"
+from app.ui.mime import SERIES_MIME  # noqa: E402 - beside the class that uses it
 
 
 class Viewport(QWidget):
