@@ -9,7 +9,6 @@ its status stopped is restarted here."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.film.compose import FilmError, film_sizes, parse_layout
 from app.film.sheet import Cell, FilmFormat, Sheet, boxes_on_page, render
 from app.store import nodes
 from app.ui.background import run_in_background
-from app.ui.mime import CELLS_MIME, SERIES_MIME, STUDIES_MIME
+from app.ui.mime import CELLS_MIME, SERIES_MIME, STUDIES_MIME, cells_from_mime
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,6 @@ def camera_html(symbol: str, printer: str, message: str) -> str:
     color = SYMBOL_COLORS.get(symbol, SYMBOL_COLORS["unknown"])
     return (f'<span style="color:{color}; font-size:large">●</span> <b>{escape(printer)}</b> '
             f'<span style="color:{color}">[{SYMBOL_NAMES.get(symbol, symbol)}]</span> {escape(message)}')
-
-
-def cells_mime(cells: list[Cell]) -> bytes:
-    return json.dumps([c.as_dict() for c in cells]).encode()
-
-
-def cells_from_mime(data: bytes) -> list[Cell]:
-    return [Cell(**d) for d in json.loads(bytes(data).decode())]
 
 
 class PagePreview(QWidget):

@@ -21,9 +21,8 @@ from app.film.sheet import Cell, render
 from app.jobs.queue import DONE, QUEUED
 from app.store.archive import Archive
 from app.store.nodes import PrinterSetup, RemoteNode, add_node
-from app.ui.film_composer import cells_mime
 from app.ui.main import MainWindow
-from app.ui.mime import CELLS_MIME, SERIES_MIME
+from app.ui.mime import CELLS_MIME, SERIES_MIME, cells_mime
 from conftest import ROOT, free_port, lightbox, screen_shot
 
 sys.path.insert(0, str(ROOT / "tests" / "peers"))
@@ -172,11 +171,18 @@ def test_a_stopped_queue_the_viewer_and_the_printer_settings(qtbot, tmp_path):
             vp.toggle_invert()
             vp.rotate(90)
             vp.one_to_one()
-            viewer.film_active()
             composer = win.film_composer()
-            cell = composer.sheets[0].cells[0]
-            assert (cell.center, cell.width, cell.invert, cell.rotate, cell.flip) == (100, 300, True, 1, False)
-            assert cell.zoom >= 1.0 and cell.path.endswith(".dcm")
+            qtbot.waitUntil(lambda: len(composer.preview.boxes) == 1, timeout=10000)
+            _drop(composer.preview, 0, vp.image_mime())  # what a Ctrl+drag of the image carries
+            viewer.film_active()  # Add to film (Ctrl+P): the next film
+            assert len(composer.sheets) == 2
+            for sheet in composer.sheets:
+                cell = sheet.cells[0]
+                assert (cell.center, cell.width, cell.invert, cell.rotate, cell.flip) == (100, 300, True, 1, False)
+                assert cell.zoom >= 1.0 and cell.path.endswith(".dcm")
+            composer.show_film(1)
+            composer.remove_film()
+            assert len(composer.sheets) == 1
             viewer.close()
             qtbot.waitUntil(lambda: composer.pages[0] is not None, timeout=10000)
             composer.print_films()

@@ -305,6 +305,18 @@ class Viewport(QWidget):
         self._render()
         self.changed.emit(self)
 
+    def image_mime(self):
+        """What a Ctrl+drag of the image carries: the film composer's cell of it."""
+        from PySide6.QtCore import QMimeData
+
+        from app.ui.mime import CELLS_MIME, cells_mime
+        cell = self.film_cell()
+        if cell is None:
+            return None
+        data = QMimeData()
+        data.setData(CELLS_MIME, cells_mime([cell]))
+        return data
+
     def film_cell(self):
         """The image shown as the film composer prints it (app.film.sheet.Cell): its window,
         polarity, orientation and zoom (relative to fitting its box, the middle of it kept)."""
@@ -703,6 +715,15 @@ class Viewport(QWidget):
         if self.tool != "window" and button == Qt.LeftButton and self._shape is not None:
             self._measure_press(self.image_point(pos.x(), pos.y()))
             self._drag = ("measure",)
+            return
+        if button == Qt.LeftButton and ev.modifiers() & Qt.ControlModifier:
+            self._drag = None
+            mime = self.image_mime()
+            if mime is not None:  # Ctrl+drag: the image as shown, onto the film composer
+                from PySide6.QtGui import QDrag
+                drag = QDrag(self.view)
+                drag.setMimeData(mime)
+                drag.exec(Qt.CopyAction)
             return
         if button == Qt.LeftButton and ev.modifiers() & Qt.ShiftModifier:
             button = Qt.MiddleButton
