@@ -79,9 +79,11 @@ def stop_dcmprscp(folder: Path) -> None:
     subprocess.run(["bash", str(SCRIPT), "stop", str(folder)], capture_output=True, timeout=60)
 
 
-def hardcopies(db: Path) -> list[pydicom.Dataset]:
-    """The Hardcopy Grayscale images dcmprscp stored (one per image box N-SET), oldest first."""
-    return [pydicom.dcmread(p) for p in sorted(db.glob("HG*"), key=lambda p: p.stat().st_mtime_ns)]
+def hardcopies(db: Path, skip: set[str] = frozenset()) -> list[pydicom.Dataset]:
+    """The Hardcopy Grayscale images dcmprscp stored (one per image box N-SET), oldest first;
+    not those named in ``skip``."""
+    return [pydicom.dcmread(p) for p in sorted(db.glob("HG*"), key=lambda p: p.stat().st_mtime_ns)
+            if p.name not in skip]
 
 
 def pixel_bytes(ds: pydicom.Dataset) -> bytes:
@@ -163,6 +165,48 @@ def test_jobs_wait_for_a_printer_that_is_down_and_print_in_order_when_it_comes_u
     finally:
         queue.stop()
         stop_dcmprscp(tmp_path / "printer")
+
+
+def test_a_printer_stopped_in_the_middle_of_a_job_and_retry_when_it_is_back(archive, queue, tmp_path):
+    """DCMTK dcmprscp killed while it receives a job of several large films: the job fails
+    saying so, with the films it had accepted; back, Retry prints the rest."""
+    import signal
+    port = free_port()
+    folder = tmp_path / "printer"
+    db = start_dcmprscp(port, folder)
+    name = new_name("KILLED")
+    add_printer(archive, name, "PRINTSCP", port)
+    pages = [page(i, dpi=200) for i in range(1, 5)]  # 4 films of 3400 x 2800, 19 MB each
+    job_id = print_job.submit(queue, archive, name, pages, Film(), what="four films")
+    pid = int((folder / "dcmprscp.pid").read_text().split()[0])
+    try:
+        killer_done = []
+
+        def kill_after_first_film():
+            wait_for(lambda: list(db.glob("HG*")), 60, "the first film at the printer")
+            os.kill(pid, signal.SIGKILL)
+            killer_done.append(True)
+        import threading
+        killer = threading.Thread(target=kill_after_first_film)
+        killer.start()
+        job = queue.run_here(job_id)
+        killer.join(60)
+        assert killer_done and job.status == FAILED, job.message
+        accepted = job.state["next"]  # 0 when it died while taking the first film
+        assert 0 <= accepted < 4, job.message
+        assert f"{accepted} of 4 films printed; Retry prints the rest" in job.message, job.message
+        assert "dropped the connection" in job.message or "did not answer" in job.message, job.message
+        seen = {p.name for p in db.glob("HG*")}  # one may be half written: the printer died writing it
+
+        stop_dcmprscp(folder)
+        start_dcmprscp(port, folder)  # the printer is back
+        queue.retry(job_id)
+        job = queue.run_here(job_id)
+        assert job.status == DONE and "4 films printed" in job.message, job.message
+        new = [h for h in hardcopies(db, skip=seen)]
+        assert [pixel_bytes(h) for h in new] == [le(p) for p in pages[accepted:]]  # the rest, once each, in order
+    finally:
+        stop_dcmprscp(folder)
 
 
 def test_a_film_size_the_printer_refuses_fails_that_job_and_the_next_one_prints(archive, queue, tmp_path):
