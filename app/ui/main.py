@@ -88,8 +88,10 @@ class MainWindow(QMainWindow):
                             triggered=self.open_query_retrieve)
         qr_action.setEnabled(self.may("query"))
         tools.addAction(qr_action)
-        tools.addAction(QAction("&Film composer…", self, shortcut=QKeySequence("Ctrl+Shift+P"),
-                                triggered=self.film_composer))
+        film_action = QAction("&Film composer…", self, shortcut=QKeySequence("Ctrl+Shift+P"),
+                              triggered=self.film_composer)
+        film_action.setEnabled(self.may("print"))
+        tools.addAction(film_action)
         worklist_action = QAction("Modality &worklist…", self, shortcut=QKeySequence("Ctrl+Shift+W"),
                                   triggered=self.open_worklist)
         worklist_action.setEnabled(self.may("query"))
@@ -280,7 +282,8 @@ class MainWindow(QMainWindow):
     def open_studies(self, rows: list[dict]) -> None:
         from app.ui.viewer.window import ViewerWindow
         viewer = ViewerWindow(self.archive, rows, jobs=self.jobs, job_updates=self.bridge.jobUpdated, actor=self.actor,
-                              add_to_film=lambda cells: self.film_composer().add_images(cells))
+                              add_to_film=(lambda cells: self.film_composer().add_images(cells))
+                              if self.may("print") else None)
         self.viewers = [v for v in getattr(self, "viewers", []) if v.isVisible()] + [viewer]
         viewer.show()
 
@@ -293,7 +296,7 @@ class MainWindow(QMainWindow):
             self.send_studies(rows)
         elif action == "correct":
             self.correct_study(rows[0])
-        elif action == "print":
+        elif action == "print" and self.may("print"):
             self.film_composer().add_studies([r["StudyInstanceUID"] for r in rows])
         else:
             QMessageBox.information(self, "Not available yet",

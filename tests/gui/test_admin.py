@@ -27,11 +27,12 @@ def _tools(win) -> dict[str, bool]:
 def test_menus_follow_the_role(qtbot, tmp_path):
     archive = Archive(tmp_path / "home")
     try:
-        assert _tools(_window(qtbot, archive, "reading")) == {"Query / Retrieve": True, "Modality worklist": True,
-                                                              "Settings": False, "Users": False, "Audit trail": False,
+        assert _tools(_window(qtbot, archive, "reading")) == {"Query / Retrieve": True, "Film composer": True,
+                                                              "Modality worklist": True, "Settings": False, "Users": False, "Audit trail": False,
                                                               "Log": False}
         assert _tools(_window(qtbot, archive, "technologist"))["Settings"] is False
-        assert _tools(_window(qtbot, archive, "admin")) == {"Query / Retrieve": True, "Modality worklist": True,
+        assert _tools(_window(qtbot, archive, "admin")) == {"Query / Retrieve": True, "Film composer": True,
+                                                            "Modality worklist": True,
                                                             "Settings": True, "Users": True, "Audit trail": True,
                                                             "Log": False}
         assert all(_tools(_window(qtbot, archive, "service")).values())
