@@ -772,6 +772,47 @@ def archive_series_paths(archive, series_uid: str) -> list[str]:
     return [str(p) for p in archive_series_files(archive, series_uid)]
 
 
+# -- export -------------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    """Studies or series as a File-set on CD/DVD (an ISO image) or USB (a folder), read back."""
+    from app.jobs import export_job
+    from app.jobs.queue import DONE
+    from app.jobs.runners import make_job_queue
+    from app.media import profiles
+    from app.media.export import ExportOptions, items_from_archive
+    profile = args.profile or profiles.CHOICES.get(args.kind, {}).get(args.media)
+    if profile is None:
+        raise CliError(f"there is no {args.kind} profile for {args.media}: "
+                       + ", ".join(f"{k}: {', '.join(v)}" for k, v in profiles.CHOICES.items()))
+    archive = _archive(args)
+    try:
+        archive.settle()
+        items = items_from_archive(archive, studies=args.study or [], series=args.series or [])
+        if not items:
+            raise CliError("nothing to export: no such study or series in the local archive")
+        options = ExportOptions(profile, args.out, fileset_id=args.fileset_id, deidentify=args.deidentify,
+                                mapping=args.mapping, patient_name=args.patient_name,
+                                icons=args.icons or None, lossy=args.lossy)
+        queue = make_job_queue(archive)
+        job_id = queue.submit(export_job.KIND, export_job.title(options, len(items)), export_job.params(items, options))
+        _audit(archive.engine, "export", f"{len(items)} instance(s) as {profile} to {args.out}"
+               + (f", de-identified ({args.deidentify})" if args.deidentify else "") + f", job {job_id}")
+        job = _run_job_here(queue, job_id, f"export {profile}", len(items))
+    finally:
+        archive.close()
+    if args.json:
+        _print_json(job.as_dict())
+    else:
+        print(f"job {job.id} {job.status}: {job.message}")
+        for line in job.state.get("verified", []):
+            print(f"  verified: {line}")
+        for sop, why in job.state.get("refused", [])[:20]:
+            print(f"  not exported {sop}: {why}", file=sys.stderr)
+        for warning in job.state.get("warnings", [])[:20]:
+            print(f"  warning: {warning}", file=sys.stderr)
+    return 0 if job.status == DONE else 1
+
+
 # -- delete ------------------------------------------------------------------------------
 def cmd_delete(args) -> int:
     from app.store import users
@@ -1064,6 +1105,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--status", action="store_true", help="show the printer's status and its queue")
     s.add_argument("--restart", action="store_true", help="restart the printer's stopped queue")
     s.set_defaults(fn=cmd_print)
+
+    s = sub.add_parser("export", help="write studies or series to CD/DVD (ISO image) or USB (a folder), with "
+                                      "a DICOMDIR (spec §5)")
+    s.add_argument("--study", action="append", metavar="UID", help="a study of the local archive (repeatable)")
+    s.add_argument("--series", action="append", metavar="UID", help="a series of the local archive (repeatable)")
+    s.add_argument("--out", type=Path, required=True, help="CD/DVD: the ISO image to write; USB: the folder (stick)")
+    s.add_argument("--media", choices=["cd", "dvd", "usb"], default="cd")
+    s.add_argument("--kind", choices=["standard", "patient"], default="standard",
+                   help="standard: uncompressed (STD-GEN-CD/DVD); patient: JPEG 2000 (STD-GEN-DVD/USB-J2K)")
+    s.add_argument("--profile", help="an application profile by name instead (STD-GEN-CD, STD-GEN-DVD, "
+                                     "STD-GEN-DVD-J2K, STD-GEN-USB-J2K)")
+    s.add_argument("--deidentify", choices=["full", "reduced", "service"], help="de-identify (spec Table 5-6)")
+    s.add_argument("--patient-name", default="ANONYMOUS", help="the de-identified patient's name")
+    s.add_argument("--mapping", type=Path, help="keep the original -> new UID map in this CSV file")
+    s.add_argument("--fileset-id", default="LIGHTBOX", help="File-set ID (16 characters)")
+    s.add_argument("--icons", type=int, choices=[0, 64, 128], default=64, help="icon images in the DICOMDIR")
+    s.add_argument("--lossy", action="store_true", help="J2K profiles: JPEG 2000 lossy where Table 5-3 allows")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("delete", help="delete studies from the local archive")
     s.add_argument("--study", action="append", required=True, metavar="UID", help="Study Instance UID (repeatable)")

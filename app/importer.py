@@ -95,32 +95,37 @@ def collect(paths: Iterable[Path]) -> list[Path]:
 def import_paths(ingest: Ingest, files: Iterable[Path],
                  progress: Callable[[Path, StoreResult], None] | None = None,
                  cancelled: Callable[[], bool] | None = None) -> ImportSummary:
-    """Import ``files`` (as :func:`collect` lists them: callers count them first). Files are
-    stored one after another; their index commits are waited for in a window, so that a
-    folder shares commits instead of paying one per file."""
-    summary = ImportSummary()
-    window: deque[tuple[Path, StoreResult]] = deque()
+    """Import ``files`` (as :func:`collect` lists them: callers count them first)."""
+    def stored(f: Path) -> StoreResult:
+        if not f.exists():
+            return StoreResult(0xC000, "file not found")
+        return ingest.store_file(f, wait_indexed=False)
+    return store_all(ingest, ((f, lambda f=f: stored(f)) for f in files), ImportSummary(), progress, cancelled)
+
+
+def store_all(ingest: Ingest, sources: Iterable, summary: ImportSummary, progress=None,
+              cancelled: Callable[[], bool] | None = None) -> ImportSummary:
+    """Store every (label, store) of ``sources`` — ``store()`` stores one file without waiting
+    for its index commit — one after another; their index commits are waited for in a
+    window, so that a folder or a medium shares commits instead of paying one per file."""
+    window: deque = deque()
 
     def settle_one() -> None:
-        f, result = window.popleft()
+        label, result = window.popleft()
         result = ingest.settle_result(result)
         if result.ok and result.duplicate:
             summary.present += 1
         elif result.ok:
             summary.imported += 1
         else:
-            summary.rejected.append((str(f), result.comment))
+            summary.rejected.append((str(label), result.comment))
         if progress:
-            progress(f, result)
+            progress(label, result)
 
-    for f in files:
+    for label, store in sources:
         if cancelled is not None and cancelled():
             break
-        if not f.exists():
-            result = StoreResult(0xC000, "file not found")
-        else:
-            result = ingest.store_file(f, wait_indexed=False)
-        window.append((f, result))
+        window.append((label, store()))
         if len(window) >= _WINDOW:
             settle_one()
     while window:

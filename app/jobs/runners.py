@@ -3,7 +3,7 @@ GUI's queue and the headless node's."""
 
 from __future__ import annotations
 
-from app.jobs import commit_job, import_job, print_job, priors_job, retrieve_job, send_job
+from app.jobs import commit_job, export_job, import_job, print_job, priors_job, retrieve_job, send_job
 from app.jobs.queue import JobQueue
 
 
@@ -15,4 +15,5 @@ def make_job_queue(archive) -> JobQueue:
         priors_job.KIND: priors_job.runner(archive),
         commit_job.KIND: commit_job.runner(archive),
         print_job.KIND: print_job.runner(archive),
+        export_job.KIND: export_job.runner(archive),
     })

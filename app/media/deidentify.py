@@ -69,6 +69,7 @@ METHOD_CODES = {
 }
 
 DUMMY = "ANONYMOUS"
+_TYPE1_WHEN_ENHANCED = {0x00080023: "19000101", 0x00080033: "000000"}  # Content Date, Content Time
 _BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 
 
@@ -192,6 +193,10 @@ def deidentify(ds: Dataset, level: str, uids: UidMap, *, patient_name: str = "AN
         outcome.warn("Recognizable Visual Features is YES: the images may show the patient's face")
     already_removed = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
     _clean(ds, table, _Dummies(uids, patient_name, patient_id), uids, outcome)
+    if "SharedFunctionalGroupsSequence" in ds:  # enhanced multi-frame: these are type 1 there (PS3.3 C.7.6.16)
+        for tag, dummy in _TYPE1_WHEN_ENHANCED.items():
+            if tag in ds and ds[tag].value in ("", None):
+                ds[tag].value = dummy  # PS3.15 E.1: a type 1 attribute gets a dummy, not emptied
     _mark(ds, level, already_removed)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:

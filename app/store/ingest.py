@@ -268,11 +268,16 @@ class Ingest:
     def store_file(self, path: Path, *, wait_indexed: bool = True) -> StoreResult:
         """Import one file (Part 10, or a bare dataset in Implicit VR Little Endian).
         ``wait_indexed=False``: return once durable; :meth:`settle_result` later."""
-        from pydicom.uid import ImplicitVRLittleEndian
         try:
             data = path.read_bytes()
         except OSError as exc:
             return StoreResult(statuses.CANNOT_UNDERSTAND, f"cannot read: {exc.strerror}")
+        return self.store_part10(data, wait_indexed=wait_indexed)
+
+    def store_part10(self, data: bytes | memoryview, *, wait_indexed: bool = True) -> StoreResult:
+        """Import the bytes of one file (as :meth:`store_file` reads them): media members
+        that are not files of their own, such as those inside an ISO image, come this way."""
+        from pydicom.uid import ImplicitVRLittleEndian
         try:
             meta, offset = split_part10(data)
         except Exception as exc:

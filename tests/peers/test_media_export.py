@@ -1,0 +1,234 @@
+"""Export to CD/DVD/USB (app.media.export, spec §5) checked by real validators: every
+DICOMDIR and object by dicom3tools dciodvfy (errors fail), the ISO image by isoinfo, the
+DICOMDIR read back by DCMTK (dcmdump, and dcmmkdir re-scanning the folder); JPEG 2000 decoded
+and compared with the originals; de-identified objects keep their references; a set larger
+than the medium is split into volumes; a USB stick that holds a File-set is added to (FSU)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import JPEG2000Lossless, generate_uid
+
+from app.dicom.uids import IMPLEMENTATION_CLASS_UID
+from app.media.export import ExportError, ExportOptions, Item, export
+from app.media.medium import open_medium
+from conftest import ROOT, lightbox, require
+
+sys.path.insert(0, str(ROOT / "tests"))
+from gsps_samples import gsps, image  # noqa: E402
+from gsps_samples import save as save_sample  # noqa: E402
+from mammo_samples import mammogram, tomo_volume  # noqa: E402
+
+pytestmark = pytest.mark.peers
+
+
+def _items(tmp_path, datasets) -> list[Item]:
+    folder = tmp_path / "in"
+    folder.mkdir(exist_ok=True)
+    out = []
+    for i, ds in enumerate(datasets):
+        path = folder / f"{i}.dcm"
+        if getattr(ds, "file_meta", None) is not None and "TransferSyntaxUID" in ds.file_meta \
+                and ds.file_meta.TransferSyntaxUID.is_compressed:
+            ds.save_as(path, enforce_file_format=True)
+        else:
+            save_sample(ds, path)
+        out.append(Item(str(path), str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
+                        str(ds.SeriesInstanceUID)))
+    return out
+
+
+def _valid_ct(ds, patient) -> None:
+    """The sample CT made a complete CT Image (dciodvfy), of ``patient``'s."""
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex"):
+        setattr(ds, keyword, patient.get(keyword))
+    ds.pop("SpecificCharacterSet", None)
+    ds.ImageType, ds.Manufacturer, ds.Laterality = ["ORIGINAL", "PRIMARY", "AXIAL"], "Lightbox tests", ""
+    ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, 0]
+    ds.FrameOfReferenceUID, ds.PositionReferenceIndicator = generate_uid(), ""
+    ds.KVP, ds.AcquisitionNumber, ds.SliceThickness, ds.PatientPosition = 120, 1, 1.0, "HFS"
+
+
+def _study(study=None):
+    """A mammography study (2 views, a tomosynthesis volume), a CT series (one image stored
+    in JPEG 2000) and a presentation state on the CT: every object complete for dciodvfy."""
+    study = study or generate_uid()
+    views = [mammogram("L", "CC", study=study), mammogram("R", "CC", study=study)]
+    ct = [image(study=study, series=(series := generate_uid())) for _ in range(2)]
+    for n, ds in enumerate(ct, 1):
+        _valid_ct(ds, views[0])
+        ds.InstanceNumber = n
+    ct[1].FrameOfReferenceUID = ct[0].FrameOfReferenceUID
+    stored_j2k = ct[1].copy()
+    stored_j2k.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg")
+    ps = gsps([ct[0]])
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                    "StudyDate", "StudyTime", "StudyID", "AccessionNumber"):
+        setattr(ps, keyword, ct[0].get(keyword))
+    ps.StudyInstanceUID, ps.Laterality = study, ""
+    return [*views, tomo_volume("L", "CC", study=study), ct[0], stored_j2k, ps], series
+
+
+def _errors(path) -> list[str]:
+    run = subprocess.run([require("dciodvfy"), str(path)], capture_output=True, text=True, timeout=120)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def _medium_files(out, tmp_path) -> dict[str, bytes]:
+    """Every file of the exported medium, read the way a reader would (no mounting)."""
+    with open_medium(out) as medium:
+        assert not medium.scanned and not medium.problems and not medium.unindexed
+        files = {inst.file_id: medium.read(inst.file_id) for *_, inst in medium.instances()}
+        files["DICOMDIR"] = medium.read(next(f for f in medium.source.files() if f.upper() == "DICOMDIR"))
+    return files
+
+
+def test_std_gen_cd_iso_passes_the_validators_and_holds_the_originals(tmp_path):
+    datasets, _ = _study()
+    originals = {str(d.SOPInstanceUID): pydicom.dcmread(i.path) for d, i in zip(datasets, _items(tmp_path, datasets))}
+    items = _items(tmp_path, datasets)
+    report = export(items, ExportOptions("STD-GEN-CD", tmp_path / "cd.iso", fileset_id="Patient cd 1"))
+    assert report.ok and report.exported == 6 and not report.refused, (report.refused, report.verified)
+    iso = report.volumes[0]
+    listing = subprocess.run(["isoinfo", "-l", "-i", str(iso)], capture_output=True, text=True, check=True).stdout
+    names = re.findall(r"\]\s+(\S+)\s*$", listing, re.M)
+    assert "DICOMDIR.;1" in names
+    for name in names:  # ISO 9660 level 1: upper case, 8 characters
+        if name not in (".", ".."):
+            assert re.fullmatch(r"[A-Z0-9_]{1,8}(\.;1)?", name), name
+    depth = max(len(d.split("/")) - 1 for d in re.findall(r"Directory listing of (\S+)", listing))
+    assert depth <= 8
+    out = tmp_path / "read"
+    out.mkdir()
+    for file_id, data in _medium_files(iso, tmp_path).items():
+        (out / file_id.replace("/", "_")).write_bytes(data)
+    dicomdir = out / "DICOMDIR"
+    assert not _errors(dicomdir)
+    dump = subprocess.run([require("dcmdump"), str(dicomdir)], capture_output=True, text=True, check=True).stdout
+    assert "[PATIENT CD 1]" in dump  # the File-set ID, upper case (CS)
+    kinds = set(re.findall(r"\(0004,1430\) CS \[([A-Z ]+)\]", dump))
+    assert {"PATIENT", "STUDY", "SERIES", "IMAGE", "PRESENTATION"} <= kinds
+    assert "IconImageSequence" in dump
+    for path in out.iterdir():
+        ds = pydicom.dcmread(path)
+        assert ds.file_meta.ImplementationClassUID == IMPLEMENTATION_CLASS_UID  # Table 5-1
+        if path.name == "DICOMDIR":
+            continue
+        assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"  # Table 5-4: uncompressed
+        assert not _errors(path), (path, _errors(path))
+        if "PixelData" in ds:
+            assert np.array_equal(ds.pixel_array, originals[str(ds.SOPInstanceUID)].pixel_array)
+
+
+def test_usb_j2k_lossless_pixels_identical_dcmmkdir_reads_it_and_a_second_export_adds_to_it(tmp_path):
+    datasets, _ = _study()
+    items = _items(tmp_path, datasets)
+    stick = tmp_path / "stick"
+    report = export(items, ExportOptions("STD-GEN-USB-J2K", stick))
+    assert report.ok and report.volumes == [stick] and report.exported == 6
+    by_uid = {str(d.SOPInstanceUID): d for d in datasets}
+    for f in (p for p in stick.rglob("*") if p.is_file() and p.name != "DICOMDIR"):
+        ds = pydicom.dcmread(f)
+        if "PixelData" in ds:
+            assert ds.file_meta.TransferSyntaxUID == JPEG2000Lossless  # Table 5-3
+            original = by_uid[str(ds.SOPInstanceUID)]
+            assert np.array_equal(ds.pixel_array, original.pixel_array)  # lossless: identical
+        assert not _errors(f), (f, _errors(f))
+    rescan = subprocess.run([require("dcmmkdir"), "--general-dvd-j2k", "--recurse", "--input-directory", str(stick),
+                             "--output-file", str(tmp_path / "DICOMDIR.dcmtk"), "PT000000"],
+                            capture_output=True, text=True)
+    assert rescan.returncode == 0, rescan.stderr  # DCMTK accepts every file of the File-set
+
+    more, _ = _study()  # FSU: the stick already holds a File-set; a second export adds to it
+    (tmp_path / "b").mkdir()
+    report = export(_items(tmp_path / "b", more), ExportOptions("STD-GEN-USB-J2K", stick))
+    assert report.ok
+    with open_medium(stick) as medium:
+        studies = {st.uid for p in medium.records for st in p.studies}
+        assert studies == {str(datasets[0].StudyInstanceUID), str(more[0].StudyInstanceUID)}
+        assert len(list(medium.instances())) == 12
+    assert not _errors(stick / "DICOMDIR")
+
+
+def test_a_set_larger_than_the_medium_is_split_into_volumes_studies_whole(tmp_path):
+    studies = [_study()[0] for _ in range(3)]
+    items = _items(tmp_path, [d for s in studies for d in s])
+    sizes = {}
+    for i in items:
+        sizes.setdefault(i.study, 0)
+        sizes[i.study] += len(open(i.path, "rb").read())
+    capacity = int(max(sizes.values()) * 1.3)  # one study fits, two do not
+    report = export(items, ExportOptions("STD-GEN-DVD", tmp_path / "set.iso", capacity=capacity))
+    assert report.ok and len(report.volumes) == 3, report.volumes
+    assert [v.name for v in report.volumes] == ["set-1.iso", "set-2.iso", "set-3.iso"]
+    seen = []
+    for volume in report.volumes:
+        with open_medium(volume) as medium:
+            uids = {st.uid for p in medium.records for st in p.studies}
+            assert len(uids) == 1  # a study is never cut across two media when it fits one
+            seen += list(uids)
+    assert sorted(seen) == sorted(sizes)
+    with pytest.raises(ExportError, match="does not fit a medium"):
+        export(items, ExportOptions("STD-GEN-CD", tmp_path / "tiny.iso", capacity=1000))
+
+
+def test_a_de_identified_export_keeps_its_references_and_passes_dciodvfy(tmp_path):
+    datasets, _ = _study()
+    ct, ps = datasets[3], datasets[5]
+    items = _items(tmp_path, datasets)
+    mapping = tmp_path / "map.csv"
+    report = export(items, ExportOptions("STD-GEN-CD", tmp_path / "anon.iso", deidentify="full", mapping=mapping,
+                                         patient_name="ANON^PATIENT"))
+    assert report.ok, report.verified
+    text = mapping.read_text()
+    assert str(ct.SOPInstanceUID) in text and str(ct.StudyInstanceUID) in text
+    new = {}
+    for line in text.splitlines()[1:]:
+        parts = line.split(",")
+        new[parts[0]] = parts[1]
+    files = _medium_files(report.volumes[0], tmp_path)
+    found = {}
+    for file_id, data in files.items():
+        path = tmp_path / ("x_" + file_id.replace("/", "_"))
+        path.write_bytes(data)
+        ds = pydicom.dcmread(path)
+        if file_id == "DICOMDIR":
+            assert not _errors(path)
+            continue
+        assert ds.PatientIdentityRemoved == "YES" and str(ds.PatientName) == "ANON^PATIENT"
+        assert ds.PatientID != datasets[0].PatientID and str(ds.SOPInstanceUID) not in {str(d.SOPInstanceUID)
+                                                                                       for d in datasets}
+        assert not _errors(path), (file_id, _errors(path))
+        found[str(ds.SOPInstanceUID)] = ds
+    new_ps = found[new[str(ps.SOPInstanceUID)]]
+    ref = new_ps.ReferencedSeriesSequence[0].ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert ref == new[str(ct.SOPInstanceUID)] and ref in found  # the state still points at its image
+
+
+def test_lightbox_export_of_an_archived_study(tmp_path):
+    home = tmp_path / "home"
+    datasets, _ = _study()
+    items = _items(tmp_path, datasets)
+    lightbox(home, "import", *[i.path for i in items])
+    out = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "cd",
+                   "--out", str(tmp_path / "study.iso"))
+    assert "done: 6 instances" in out.stdout and "read back and verified" in out.stdout, out.stdout
+    assert "6 file(s) read back, all as written" in out.stdout
+    usb = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "usb", "--kind", "patient",
+                   "--deidentify", "reduced", "--out", str(tmp_path / "usb"))
+    assert "as STD-GEN-USB-J2K" in usb.stdout or "read back and verified" in usb.stdout, usb.stdout
+    stored = [pydicom.dcmread(p) for p in (tmp_path / "usb").rglob("*") if p.is_file() and p.name != "DICOMDIR"]
+    assert len(stored) == 6 and all(d.PatientIdentityRemoved == "YES" for d in stored)
+    assert {str(d.StudyInstanceUID) for d in stored} == {str(datasets[0].StudyInstanceUID)}  # reduced keeps UIDs
+    assert any(d.file_meta.TransferSyntaxUID == JPEG2000Lossless for d in stored)  # patient: JPEG 2000
+    bad = lightbox(home, "export", "--study", "1.2.3.4", "--out", str(tmp_path / "x.iso"), check=False)
+    assert bad.returncode == 2 and "nothing to export" in bad.stderr
+    cd_patient = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "cd", "--kind",
+                          "patient", "--out", str(tmp_path / "y.iso"), check=False)
+    assert cd_patient.returncode == 2 and "no patient profile for cd" in cd_patient.stderr
