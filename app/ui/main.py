@@ -296,6 +296,8 @@ class MainWindow(QMainWindow):
             self.send_studies(rows)
         elif action == "correct":
             self.correct_study(rows[0])
+        elif action == "export":
+            self.export_studies(rows)
         elif action == "print" and self.may("print"):
             self.film_composer().add_studies([r["StudyInstanceUID"] for r in rows])
         else:
@@ -362,6 +364,18 @@ class MainWindow(QMainWindow):
             if error is not None:
                 QMessageBox.critical(self, "Send", f"The send could not be queued: {error}")
         run_in_background(queue, queued)
+        self.jobs_dock.show()
+
+    def export_studies(self, rows: list[dict]) -> None:
+        """The export wizard (CD/DVD/USB) for the studies chosen in the browser."""
+        from app.ui.export_wizard import ExportWizard
+        if not self.may("export"):
+            QMessageBox.warning(self, "Export", "Your role cannot export studies; ask a technologist or an "
+                                "administrator.")
+            return
+        self.export_wizard = ExportWizard(self.archive, self.jobs, rows, job_updates=self.bridge.jobUpdated,
+                                          actor=self.user.name if self.user else None, parent=self)
+        self.export_wizard.show()
         self.jobs_dock.show()
 
     def delete_studies(self, rows: list[dict]) -> None:
