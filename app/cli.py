@@ -110,12 +110,27 @@ def cmd_import(args) -> int:
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"not found: {', '.join(map(str, missing))}")
+    from app.media.medium import MediumError, import_medium, is_iso_image, open_medium
+    images = [p for p in args.paths if p.is_file() and is_iso_image(p)]  # CD/DVD images: read without mounting
     archive = _archive(args)
     try:
-        files = collect(args.paths)
+        files = collect([p for p in args.paths if p not in images])
         bar = Progress(len(files), "import")
         summary = import_paths(archive.ingest, files, lambda f, r: bar.advance(1, f.name))
         bar.close()
+        for image in images:
+            try:
+                medium = open_medium(image)
+            except MediumError as exc:
+                summary.rejected.append((str(image), str(exc)))
+                continue
+            with medium:
+                bar = Progress(sum(1 for _ in medium.instances()), image.name)
+                done = import_medium(archive.ingest, medium, progress=lambda f, r: bar.advance(1, f.rsplit("/", 1)[-1]))
+                bar.close()
+            summary.imported += done.imported
+            summary.present += done.present
+            summary.rejected += [(f"{image}:{f}", why) for f, why in done.rejected]
     finally:
         archive.close()
     if args.json:

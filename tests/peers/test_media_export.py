@@ -220,6 +220,9 @@ def test_lightbox_export_of_an_archived_study(tmp_path):
                    "--out", str(tmp_path / "study.iso"))
     assert "done: 6 instances" in out.stdout and "read back and verified" in out.stdout, out.stdout
     assert "6 file(s) read back, all as written" in out.stdout
+    again = tmp_path / "home2"  # the disc imported elsewhere, straight from the ISO image
+    imported = lightbox(again, "import", str(tmp_path / "study.iso"))
+    assert "imported 6, already present 0, rejected 0" in imported.stdout, imported.stdout
     usb = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "usb", "--kind", "patient",
                    "--deidentify", "reduced", "--out", str(tmp_path / "usb"))
     assert "as STD-GEN-USB-J2K" in usb.stdout or "read back and verified" in usb.stdout, usb.stdout
