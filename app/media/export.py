@@ -22,6 +22,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -325,8 +326,16 @@ _RECORD_STAND_INS = {
 }
 
 
+_RECORDERS_LOCK = threading.Lock()  # pydicom's recorders are one table per process: one export at a time here
+
+
 @contextlib.contextmanager
 def _lenient_records():
+    with _RECORDERS_LOCK:
+        yield from _lenient_records_held()
+
+
+def _lenient_records_held():
     from pydicom import fileset
     saved = {kind: fileset.DIRECTORY_RECORDERS[kind] for kind in _RECORD_STAND_INS}
 
@@ -342,6 +351,21 @@ def _lenient_records():
         return record
     for kind in _RECORD_STAND_INS:
         fileset.DIRECTORY_RECORDERS[kind] = lenient(kind)
+    sr_recorder = saved["SR DOCUMENT"] = fileset.DIRECTORY_RECORDERS["SR DOCUMENT"]
+
+    def sr_document(ds):
+        # PS3.3 F.5.25: the record's Content Sequence holds only the root's HAS CONCEPT MOD and
+        # HAS OBS CONTEXT items; pydicom copies the whole tree (findings, image references)
+        record = sr_recorder(ds)
+        if "ContentSequence" in record:
+            kept = [i for i in record.ContentSequence
+                    if str(i.get("RelationshipType", "")) in ("HAS CONCEPT MOD", "HAS OBS CONTEXT")]
+            if kept:
+                record.ContentSequence = kept
+            else:
+                del record.ContentSequence
+        return record
+    fileset.DIRECTORY_RECORDERS["SR DOCUMENT"] = sr_document
     try:
         yield
     finally:

@@ -23,7 +23,7 @@ from conftest import ROOT, lightbox, require
 sys.path.insert(0, str(ROOT / "tests"))
 from gsps_samples import gsps, image  # noqa: E402
 from gsps_samples import save as save_sample  # noqa: E402
-from mammo_samples import mammogram, tomo_volume  # noqa: E402
+from mammo_samples import cad_report, finding, mammogram, tomo_volume  # noqa: E402
 
 pytestmark = pytest.mark.peers
 
@@ -72,7 +72,10 @@ def _study(study=None):
                     "StudyDate", "StudyTime", "StudyID", "AccessionNumber"):
         setattr(ps, keyword, ct[0].get(keyword))
     ps.StudyInstanceUID, ps.Laterality = study, ""
-    return [*views, tomo_volume("L", "CC", study=study), ct[0], stored_j2k, ps], series
+    sr = cad_report(study, [finding("F-01775", "SRT", "Calcification Cluster", image=str(views[0].SOPInstanceUID),
+                                    points=[10.0, 10.0, 20.0, 10.0, 20.0, 20.0, 10.0, 20.0, 10.0, 10.0])],
+                    image_series=str(views[0].SeriesInstanceUID))
+    return [*views, tomo_volume("L", "CC", study=study), ct[0], stored_j2k, ps, sr], series
 
 
 def _errors(path) -> list[str]:
@@ -94,7 +97,7 @@ def test_std_gen_cd_iso_passes_the_validators_and_holds_the_originals(tmp_path):
     originals = {str(d.SOPInstanceUID): pydicom.dcmread(i.path) for d, i in zip(datasets, _items(tmp_path, datasets))}
     items = _items(tmp_path, datasets)
     report = export(items, ExportOptions("STD-GEN-CD", tmp_path / "cd.iso", fileset_id="Patient cd 1"))
-    assert report.ok and report.exported == 6 and not report.refused, (report.refused, report.verified)
+    assert report.ok and report.exported == 7 and not report.refused, (report.refused, report.verified)
     iso = report.volumes[0]
     listing = subprocess.run(["isoinfo", "-l", "-i", str(iso)], capture_output=True, text=True, check=True).stdout
     names = re.findall(r"\]\s+(\S+)\s*$", listing, re.M)
@@ -113,7 +116,7 @@ def test_std_gen_cd_iso_passes_the_validators_and_holds_the_originals(tmp_path):
     dump = subprocess.run([require("dcmdump"), str(dicomdir)], capture_output=True, text=True, check=True).stdout
     assert "[PATIENT CD 1]" in dump  # the File-set ID, upper case (CS)
     kinds = set(re.findall(r"\(0004,1430\) CS \[([A-Z ]+)\]", dump))
-    assert {"PATIENT", "STUDY", "SERIES", "IMAGE", "PRESENTATION"} <= kinds
+    assert {"PATIENT", "STUDY", "SERIES", "IMAGE", "PRESENTATION", "SR DOCUMENT"} <= kinds
     assert "IconImageSequence" in dump
     for path in out.iterdir():
         ds = pydicom.dcmread(path)
@@ -131,7 +134,7 @@ def test_usb_j2k_lossless_pixels_identical_dcmmkdir_reads_it_and_a_second_export
     items = _items(tmp_path, datasets)
     stick = tmp_path / "stick"
     report = export(items, ExportOptions("STD-GEN-USB-J2K", stick))
-    assert report.ok and report.volumes == [stick] and report.exported == 6
+    assert report.ok and report.volumes == [stick] and report.exported == 7
     by_uid = {str(d.SOPInstanceUID): d for d in datasets}
     for f in (p for p in stick.rglob("*") if p.is_file() and p.name != "DICOMDIR"):
         ds = pydicom.dcmread(f)
@@ -152,7 +155,7 @@ def test_usb_j2k_lossless_pixels_identical_dcmmkdir_reads_it_and_a_second_export
     with open_medium(stick) as medium:
         studies = {st.uid for p in medium.records for st in p.studies}
         assert studies == {str(datasets[0].StudyInstanceUID), str(more[0].StudyInstanceUID)}
-        assert len(list(medium.instances())) == 12
+        assert len(list(medium.instances())) == 14
     assert not _errors(stick / "DICOMDIR")
 
 
@@ -218,16 +221,16 @@ def test_lightbox_export_of_an_archived_study(tmp_path):
     lightbox(home, "import", *[i.path for i in items])
     out = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "cd",
                    "--out", str(tmp_path / "study.iso"))
-    assert "done: 6 instances" in out.stdout and "read back and verified" in out.stdout, out.stdout
-    assert "6 file(s) read back, all as written" in out.stdout
+    assert "done: 7 instances" in out.stdout and "read back and verified" in out.stdout, out.stdout
+    assert "7 file(s) read back, all as written" in out.stdout
     again = tmp_path / "home2"  # the disc imported elsewhere, straight from the ISO image
     imported = lightbox(again, "import", str(tmp_path / "study.iso"))
-    assert "imported 6, already present 0, rejected 0" in imported.stdout, imported.stdout
+    assert "imported 7, already present 0, rejected 0" in imported.stdout, imported.stdout
     usb = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "usb", "--kind", "patient",
                    "--deidentify", "reduced", "--out", str(tmp_path / "usb"))
     assert "as STD-GEN-USB-J2K" in usb.stdout or "read back and verified" in usb.stdout, usb.stdout
     stored = [pydicom.dcmread(p) for p in (tmp_path / "usb").rglob("*") if p.is_file() and p.name != "DICOMDIR"]
-    assert len(stored) == 6 and all(d.PatientIdentityRemoved == "YES" for d in stored)
+    assert len(stored) == 7 and all(d.PatientIdentityRemoved == "YES" for d in stored)
     assert {str(d.StudyInstanceUID) for d in stored} == {str(datasets[0].StudyInstanceUID)}  # reduced keeps UIDs
     assert any(d.file_meta.TransferSyntaxUID == JPEG2000Lossless for d in stored)  # patient: JPEG 2000
     bad = lightbox(home, "export", "--study", "1.2.3.4", "--out", str(tmp_path / "x.iso"), check=False)
