@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         imp.setEnabled(self.may("import"))
         imp.addAction(QAction("&Folder…", self, shortcut=QKeySequence("Ctrl+I"), triggered=self.import_folder))
         imp.addAction(QAction("F&iles…", self, triggered=self.import_files))
-        imp.addAction(QAction("&DICOMDIR (CD/DVD/USB)…", self, triggered=self.import_dicomdir))
+        imp.addAction(QAction("&CD/DVD/USB or ISO image…", self, triggered=lambda: self.open_media()))
         file.addSeparator()
         quit_ = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
         file.addAction(quit_)
@@ -259,11 +259,20 @@ class MainWindow(QMainWindow):
         if files:
             self.start_import([Path(f) for f in files])
 
-    def import_dicomdir(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import from a DICOMDIR", "", "DICOMDIR (DICOMDIR dicomdir);;"
-                                              "All files (*)")
-        if path:
-            self.start_import([Path(path)])
+    def open_media(self, path: Path | None = None):
+        """The media browser (app.ui.media_dialog) on ``path`` (a folder, a DICOMDIR or an ISO
+        image), or on the one mounted disc or stick with a DICOMDIR; the series checked there
+        are imported by a job."""
+        from app.ui.media_dialog import MediaDialog, mounted_media
+        dialog = MediaDialog(self.archive, self.jobs, self, owner=self.user.name if self.user else None)
+        self.media_dialog = dialog
+        dialog.show()
+        self.jobs_dock.show()
+        if path is None and len(media := mounted_media()) == 1:
+            path = media[0]
+        if path is not None:
+            dialog.open_path(path)
+        return dialog
 
     def start_import(self, paths: list[Path]) -> None:
         """Queue an import job (off the GUI thread: the database may be busy); its progress
