@@ -254,6 +254,33 @@ class _DestinationPage(QWizardPage):
         self.hint.setText("The folder of the mounted USB stick. If it already holds a DICOM File-set, the studies are "
                           "added to it." if usb else "The ISO image to burn. If the studies do not fit one disc, "
                           "NAME-1.iso, NAME-2.iso… are written, each a complete disc.")
+        self._estimate()
+
+    def _estimate(self) -> None:
+        """What the chosen series take as stored, against the medium (a J2K profile writes less,
+        an uncompressed one more when they are stored compressed)."""
+        from sqlalchemy import func, select
+
+        from app.media import profiles
+        from app.store.schema import instance, series
+        engine, uids = self.wizard_.archive.engine, self.wizard_.selection.series()
+        profile = profiles.PROFILES.get(self.wizard_.medium.profile() or "")
+
+        def size() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(select(func.coalesce(func.sum(instance.c.size), 0))
+                                        .select_from(instance.join(series))
+                                        .where(series.c.SeriesInstanceUID.in_(uids))).scalar() or 0)
+
+        def shown(total, error) -> None:
+            if error is not None or profile is None:
+                return
+            text = f"About {total / 1e6:,.0f} MB as stored"
+            if profile.capacity:
+                discs = -(-total // int(profile.capacity * 0.98)) or 1
+                text += f": {discs} disc{'s' if discs > 1 else ''} of {profile.capacity / 1e6:,.0f} MB"
+            self.hint.setText(self.hint.text() + "\n" + text + ".")
+        run_in_background(size, shown)
 
     def _choose(self) -> None:
         if self.wizard_.medium.media.currentData() == "usb":

@@ -61,6 +61,9 @@ def test_export_wizard_to_usb_de_identified_and_verified(qtbot, tmp_path):
         wizard.next()
         stick = tmp_path / "stick"
         wizard.destination.path.setText(str(stick))
+        stored = sum((tmp_path / f"{i}.dcm").stat().st_size for i in range(2))
+        qtbot.waitUntil(lambda: "MB as stored" in wizard.destination.hint.text(), timeout=10000)
+        assert f"About {stored / 1e6:,.0f} MB as stored" in wizard.destination.hint.text()
         wizard.next()  # Export
         qtbot.waitUntil(lambda: wizard.progress.isComplete(), timeout=60000)
         assert wizard.progress.title() == "Export finished", wizard.progress.message.text()
