@@ -189,7 +189,9 @@ def test_a_stopped_queue_the_viewer_and_the_printer_settings(qtbot, tmp_path):
             qtbot.waitUntil(lambda: composer.last_job is not None, timeout=10000)
             job_id = composer.last_job
             qtbot.waitUntil(lambda: "print:LASER" in win.jobs.holds(), timeout=15000)
-            assert win.jobs.get(job_id).status == QUEUED and "queue stopped" in win.jobs.get(job_id).message
+            # the queue is stopped first, then the job goes back to it
+            qtbot.waitUntil(lambda: win.jobs.get(job_id).status == QUEUED, timeout=15000)
+            assert "queue stopped" in win.jobs.get(job_id).message
             qtbot.waitUntil(lambda: composer.restart.isVisible(), timeout=5000)
             assert "Camera software problem" in composer.camera.text() and "queue stopped" in composer.camera.text()
             assert "LASER" in win.camera_state.text()
