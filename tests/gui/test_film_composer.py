@@ -93,8 +93,9 @@ def test_compose_drop_preview_print_and_a_printer_that_comes_back(qtbot, tmp_pat
         composer.print_films()
         qtbot.waitUntil(lambda: composer.last_job is not None, timeout=10000)
         job_id = composer.last_job
-        qtbot.waitUntil(lambda: "waiting for the printer" in (win.jobs.get(job_id).message or ""), timeout=15000)
-        assert win.jobs.get(job_id).status == QUEUED
+        # queued again between its tries (it runs a few ms every second)
+        qtbot.waitUntil(lambda: (j := win.jobs.get(job_id)).status == QUEUED
+                        and "waiting for the printer" in (j.message or ""), timeout=15000)
         qtbot.waitUntil(lambda: "not reachable" in composer.camera.text(), timeout=5000)
         assert "CAMERA" in win.camera_state.text()
         screen_shot(composer, "film_composer_printer_down.png", from_screen=False)
