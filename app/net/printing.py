@@ -279,6 +279,10 @@ def print_films(settings, node, pages: list[np.ndarray], film: Film, *, presenta
         if job_failure:  # a Print Job report handled while the clean-up went on (its own thread)
             raise _job_failed(node, job_failure, film_of_job, len(pages) - 1)
     finally:
+        if out.events and assoc.is_established:
+            # pynetdicom answers an N-EVENT-REPORT from its own thread once our handler has
+            # returned; a release at once (a failure just reported) could overtake that answer
+            time.sleep(0.25)
         if assoc.is_established:
             assoc.release()
     clock.lap("cleanup")
