@@ -692,7 +692,7 @@ def cmd_print(args) -> int:
     from app.jobs import print_job
     from app.jobs.queue import DONE, QUEUED
     from app.jobs.runners import make_job_queue
-    from app.net.printing import Film, PrintFailed, printer_status
+    from app.net.printing import Film, printer_status
     if args.printer and Path(args.printer).is_file():  # 'print --out page.png a.dcm b.dcm': no printer
         args.paths, args.printer = [args.printer, *args.paths], None
     archive = _archive(args)
@@ -748,8 +748,6 @@ def cmd_print(args) -> int:
         job_id = print_job.submit(queue, archive, node.name, pages, film, what=what)
         _audit(archive.engine, "print", f"{len(cells)} image(s) on {films} ({args.layout}) to {node.name}, job {job_id}")
         job = _run_job_here(queue, job_id, f"print on {node.name}", len(pages))
-    except PrintFailed as exc:
-        raise CliError(str(exc)) from None
     finally:
         archive.close()
     if job.status == DONE:

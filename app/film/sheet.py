@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from app.film.compose import (FilmError, MM_PER_INCH, boxes, compose, page_shape, parse_layout, print_values,
+from app.film.compose import (FilmError, boxes, compose, page_shape, parse_layout, print_values,
                               true_size_scale)
 
 HEADER_INCHES = 0.3  # the identification strip at the top of every film
@@ -207,7 +207,3 @@ def _geometry(fmt: FilmFormat) -> tuple[tuple[int, int], int, int]:
     shape = page_shape(fmt.size, fmt.orientation, fmt.dpi)
     strip = max(12, round(HEADER_INCHES * fmt.dpi)) if fmt.header else 0
     return shape, strip, max(1, round(GAP_INCHES * fmt.dpi))
-
-
-def mm_per_page_pixel(fmt: FilmFormat) -> float:
-    return MM_PER_INCH / fmt.dpi

@@ -341,6 +341,8 @@ class JobQueue:
         finally:
             self._save(job)  # before its group is free: a postponed job keeps its turn
             with self._lock:
+                if job.status != QUEUED:
+                    self._not_before.pop(job.id, None)
                 self._running.discard(job.id)
                 self._cancel.discard(job.id)
                 if job.group:

@@ -17,22 +17,21 @@ from typing import Callable
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pynetdicom.sop_class import BasicColorImageBox as COLOR_IMAGE_BOX
+from pynetdicom.sop_class import BasicColorPrintManagementMeta as COLOR_META
+from pynetdicom.sop_class import BasicFilmBox as FILM_BOX
+from pynetdicom.sop_class import BasicFilmSession as FILM_SESSION
+from pynetdicom.sop_class import BasicGrayscaleImageBox as GRAYSCALE_IMAGE_BOX
+from pynetdicom.sop_class import BasicGrayscalePrintManagementMeta as GRAYSCALE_META
+from pynetdicom.sop_class import PresentationLUT as PRESENTATION_LUT
+from pynetdicom.sop_class import Printer as PRINTER
+from pynetdicom.sop_class import PrinterInstance as PRINTER_INSTANCE
+from pynetdicom.sop_class import PrintJob as PRINT_JOB
 
 from app.dicom.uids import new_uid
 from app.film import print_status
 
 log = logging.getLogger(__name__)
-
-GRAYSCALE_META = "1.2.840.10008.5.1.1.9"
-COLOR_META = "1.2.840.10008.5.1.1.18"
-FILM_SESSION = "1.2.840.10008.5.1.1.1"
-FILM_BOX = "1.2.840.10008.5.1.1.2"
-GRAYSCALE_IMAGE_BOX = "1.2.840.10008.5.1.1.4"
-COLOR_IMAGE_BOX = "1.2.840.10008.5.1.1.4.1"
-PRINTER = "1.2.840.10008.5.1.1.16"
-PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
-PRINT_JOB = "1.2.840.10008.5.1.1.14"
-PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
 
 
 class PrintFailed(Exception):

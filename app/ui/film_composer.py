@@ -160,6 +160,7 @@ class FilmComposer(QWidget):
         self._render_serial = 0
         self.pages: list[np.ndarray | None] = [None]
         self.last_job: int | None = None
+        self._color: dict[str, bool] = {}  # file -> whether it is a colour image (headers read once)
 
         self.printer = QComboBox()
         self.size = QComboBox()
@@ -352,7 +353,7 @@ class FilmComposer(QWidget):
         import pydicom
 
         from app.imaging import pixels
-        known = self.__dict__.setdefault("_color", {})
+        known = self._color
         for sheet in self.sheets:
             for cell in sheet.images():
                 if cell.path not in known:
