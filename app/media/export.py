@@ -4,12 +4,15 @@ transfer syntax the profile's table gives its SOP class, de-identified when aske
 (app.media.deidentify) —, with a DICOMDIR, as an ISO 9660 image ready to burn (CD, DVD) or
 into a folder (a mounted USB stick, which may already hold a File-set: we then update it, FSU).
 
-The DICOMDIR and the ISO 9660 names come from pydicom's FileSet (PTxxxxxx/STxxxxxx/SExxxxxx/
-IMxxxxxx: upper case, 8 characters, 4 levels; the record types of PS3.3 F.5 for SR,
-presentation states, key objects, encapsulated documents, RT, waveforms...) and the image
-from pycdlib: both well-kept, so we write neither format by hand. Every file carries our
-implementation class UID (Table 5-1). Content larger than the medium is split into volumes,
-studies kept whole where they fit; a medium that cannot hold a single instance is refused.
+Each instance is read once, converted and written once to a staging folder; its directory
+records (app.media.dicomdir: the record types of PS3.3 F.5 for images, SR, presentation
+states, key objects, encapsulated documents, RT, waveforms...), its icon and its checksum
+are made then, from the dataset in memory. A volume is then only placing: the staged files
+go into the ISO image (pycdlib, level 1 names and Joliet) or the USB folder under ISO 9660
+names (PTnnnnnn/STnnnnnn/SEnnnnnn/IMnnnnnn: upper case, 8 characters, 4 levels), with the
+DICOMDIR. Every file carries our implementation class UID (Table 5-1). Content larger than
+the medium is split into volumes, studies kept whole where they fit; a medium that cannot
+hold a single instance is refused.
 
 Every volume is read back when written (app.media.verify): each file the DICOMDIR
 references must be there, readable, be the instance it names and have the checksum it was
@@ -17,13 +20,12 @@ written with."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Callable
 
@@ -59,6 +61,8 @@ class ExportOptions:
     icons: int | None = 64  # icon images of 64x64 or 128x128 (8 bits) in the DICOMDIR; None: none
     lossy: bool = False  # J2K profiles: JPEG 2000 lossy where Table 5-3 allows it
     capacity: int | None = None  # bytes per volume, instead of the profile's medium (tests)
+    # de-identified copies: images whose pixels carry text (Burned In Annotation YES) left out
+    leave_out_burned_in: bool = False
 
 
 @dataclass
@@ -67,6 +71,8 @@ class Staged:
     path: Path  # converted, in the staging folder
     size: int
     sop_instance: str  # in the file-set (new when de-identified)
+    records: list = field(default_factory=list)  # app.media.dicomdir.records_for: PATIENT ... leaf
+    sha256: str = ""
 
 
 @dataclass
@@ -158,6 +164,11 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
     import pydicom
 
     from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+    from pydicom.filewriter import write_file_meta_info
+
+    from app.dicom.encoding import stored_transfer_syntax
+    from app.media import dicomdir
+    higher: dict = {}  # PATIENT, STUDY and SERIES records made once for their instances
     uids = None
     if options.deidentify:
         from app.media.deidentify import UidMap
@@ -166,7 +177,13 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
     for i, item in enumerate(items):
         _check(cancelled)
         try:
-            ds = pydicom.dcmread(item.path)
+            raw = Path(item.path).read_bytes()
+            ds = pydicom.dcmread(BytesIO(raw))
+            stored_ts, dataset_at = stored_transfer_syntax(raw)
+            if options.leave_out_burned_in and str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+                raise _Refused("left out as asked: its pixels carry burned-in annotation (patient details "
+                               "may be written in the image)")
+            icon = _icon(ds, options.icons) if options.icons else None  # before any compression
             ts = _convert(ds, options)
         except _Refused as exc:
             report.refused.append((item.sop_instance, str(exc)))
@@ -181,14 +198,30 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
             report.warnings += [f"{item.sop_instance}: {w}" for w in outcome.warnings]
         if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
             del ds.SpecificCharacterSet  # empty is no character set (1C): the DICOMDIR records would copy it
+        try:
+            records = dicomdir.records_for(ds, ts, higher)
+        except ValueError as exc:
+            report.refused.append((item.sop_instance, f"no DICOMDIR record can be made for it: {exc}"))
+            continue
+        if icon is not None:
+            records[-1].IconImageSequence = icon
         ds.file_meta.TransferSyntaxUID = ts
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # Table 5-1: ours
         ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        buffer = BytesIO()
+        if uids is None and stored_ts == ts and dataset_at:
+            # nothing of the dataset changes: its bytes as stored, behind our File Meta
+            buffer.write(b"\0" * 128 + b"DICM")
+            write_file_meta_info(buffer, ds.file_meta, enforce_standard=True)
+            buffer.write(memoryview(raw)[dataset_at:])
+        else:
+            ds.save_as(buffer, enforce_file_format=True)
+        data = buffer.getbuffer()
         path = staging / f"{i:08}.dcm"
-        ds.save_as(path, enforce_file_format=True)
-        out.append(Staged(item, path, path.stat().st_size, str(ds.SOPInstanceUID)))
+        path.write_bytes(data)
+        out.append(Staged(item, path, len(data), str(ds.SOPInstanceUID), records, hashlib.sha256(data).hexdigest()))
         if progress:
             progress(i + 1, len(items), f"{i + 1} of {len(items)} prepared")
     if uids is not None and options.mapping is not None:
@@ -271,116 +304,81 @@ def _grouped(staged: list[Staged], key) -> list[list[Staged]]:
 
 def _write_volume(volume: list[Staged], options: ExportOptions, profile, fileset_id: str, number: int,
                   count: int, tmp: Path, report: ExportReport) -> Path:
-    from pydicom.fileset import FileSet
-
-    from app.media import verify
+    from app.media import dicomdir, verify
     if profile.iso:
-        folder = tmp / f"volume{number}"
-        folder.mkdir()
-        fs = FileSet()
-        target = folder
+        folder, existing = None, None
+        directory = dicomdir.Directory(fileset_id)
     else:
-        target = Path(options.destination)
-        target.mkdir(parents=True, exist_ok=True)
-        existing = _find_dicomdir(target)
-        fs = FileSet(existing) if existing else FileSet()  # FSU: a stick that holds a File-set already
-    if not fs.ID:
-        fs.ID = fileset_id
-    added: set[str] = set()
-    with _lenient_records():
-        for s in volume:
-            try:
-                instance = fs.add(s.path)
-            except ValueError as exc:  # no directory record for this class: not on the medium
-                report.refused.append((s.sop_instance, f"no DICOMDIR record for it ({exc})"))
-                continue
-            added.add(s.sop_instance)
-            if options.icons:
-                _add_icon(instance, s.path, options.icons, report)
-    if not added:
-        raise ExportError("no instance could be given a DICOMDIR record: " + "; ".join(
-            sorted({why for _, why in report.refused})[:2]))
-    _set_our_implementation(fs)
-    fs.write(target if not fs.path else None)
-    # what the read-back must find: each file as the File-set holds it now
-    checksums = {str(i.SOPInstanceUID): hashlib.sha256(Path(i.path).read_bytes()).hexdigest()
-                 for i in fs if str(i.SOPInstanceUID) in added}
+        folder = Path(options.destination)
+        folder.mkdir(parents=True, exist_ok=True)
+        existing = _find_dicomdir(folder)
+        try:  # FSU: a stick that holds a File-set already
+            directory = dicomdir.Directory.read(existing) if existing else dicomdir.Directory(fileset_id)
+        except ValueError as exc:
+            raise ExportError(f"the folder holds a DICOMDIR that cannot be read, so it cannot be added to "
+                              f"({exc}); choose an empty folder or another stick") from None
+    names = _Names(folder)
+    placed: list[tuple[Staged, tuple[str, ...]]] = []
+    for s in volume:
+        if s.sop_instance in directory:
+            report.warnings.append(f"{s.sop_instance}: already on the medium, not written again")
+            continue
+        file_id = names.place(s.records)
+        directory.add(s.records, file_id)
+        placed.append((s, file_id))
+    if not placed:
+        raise ExportError("every instance is already on the medium: nothing was written")
+    checksums = {s.sop_instance: s.sha256 for s, _ in placed}
     if profile.iso:
+        dicomdir_file = tmp / f"DICOMDIR.{number}"
+        dicomdir_file.write_bytes(directory.encode())
         out = _volume_path(Path(options.destination), number, count)
-        _write_iso(folder, out, fileset_id)
-        shutil.rmtree(folder, ignore_errors=True)
+        _write_iso([(s.path, file_id) for s, file_id in placed] + [(dicomdir_file, ("DICOMDIR",))], out, fileset_id)
     else:
-        out = target
+        try:
+            for s, file_id in placed:
+                target = folder.joinpath(*file_id)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(s.path, target)
+            # last: until the DICOMDIR lists them, new files are only unreferenced extras
+            directory.write(existing or folder / "DICOMDIR")
+        except (OSError, ValueError) as exc:  # ValueError: a record of the old DICOMDIR we cannot write
+            raise ExportError(f"cannot write to {folder}: {getattr(exc, 'strerror', None) or exc}. What the "
+                              "stick held before is still there and readable.") from None
+        out = folder
     report.verified.append(verify.verify(out, checksums))
     return out
 
 
-# Type 1 keys of the directory records (PS3.3 F.5) that instances often have empty (Study ID
-# and Series Number are type 2 in the IODs; a de-identified Study Date is empty): the record
-# gets these stand-ins, the instance stays as it is
-_RECORD_STAND_INS = {
-    "PATIENT": {"PatientID": "UNKNOWN"},
-    "STUDY": {"StudyDate": "19000101", "StudyTime": "000000", "StudyID": "0"},
-    "SERIES": {"SeriesNumber": 0},
-    "IMAGE": {"InstanceNumber": 0},
-}
+class _Names:
+    """ISO 9660 names for the files of a volume (PS3.12 / PS3.10 §8.5: up to 8 upper-case
+    letters, digits or underscores per component): PTnnnnnn/STnnnnnn/SEnnnnnn/IMnnnnnn for the
+    patient, study, series and instance; names taken in ``root`` (a stick) are skipped."""
 
+    PREFIXES = ("PT", "ST", "SE")
 
-_RECORDERS_LOCK = threading.Lock()  # pydicom's recorders are one table per process: one export at a time here
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.folders: dict[tuple, tuple[str, ...]] = {}  # record keys down to a level -> its folder
+        self.next: dict[tuple[tuple[str, ...], str], int] = {}
 
+    def _free(self, parent: tuple[str, ...], prefix: str) -> str:
+        n = self.next.get((parent, prefix), 0)
+        while self.root is not None and self.root.joinpath(*parent, f"{prefix}{n:06}").exists():
+            n += 1
+        self.next[(parent, prefix)] = n + 1
+        return f"{prefix}{n:06}"
 
-@contextlib.contextmanager
-def _lenient_records():
-    with _RECORDERS_LOCK:
-        yield from _lenient_records_held()
-
-
-def _lenient_records_held():
-    from pydicom import fileset
-    saved = {kind: fileset.DIRECTORY_RECORDERS[kind] for kind in _RECORD_STAND_INS}
-
-    def lenient(kind):
-        def record(ds):
-            missing = {k: v for k, v in _RECORD_STAND_INS[kind].items() if ds.get(k) in (None, "")}
-            if not missing:
-                return saved[kind](ds)
-            filled = ds.copy()  # shallow: the pixel data is not copied
-            for keyword, value in missing.items():
-                setattr(filled, keyword, value)
-            return saved[kind](filled)
-        return record
-    for kind in _RECORD_STAND_INS:
-        fileset.DIRECTORY_RECORDERS[kind] = lenient(kind)
-    sr_recorder = saved["SR DOCUMENT"] = fileset.DIRECTORY_RECORDERS["SR DOCUMENT"]
-
-    def sr_document(ds):
-        # PS3.3 F.5.25: the record's Content Sequence holds only the root's HAS CONCEPT MOD and
-        # HAS OBS CONTEXT items; pydicom copies the whole tree (findings, image references)
-        record = sr_recorder(ds)
-        if "ContentSequence" in record:
-            kept = [i for i in record.ContentSequence
-                    if str(i.get("RelationshipType", "")) in ("HAS CONCEPT MOD", "HAS OBS CONTEXT")]
-            if kept:
-                record.ContentSequence = kept
-            else:
-                del record.ContentSequence
-        return record
-    fileset.DIRECTORY_RECORDERS["SR DOCUMENT"] = sr_document
-    try:
-        yield
-    finally:
-        fileset.DIRECTORY_RECORDERS.update(saved)
-
-
-def _set_our_implementation(fs) -> None:
-    """Table 5-1: the DICOMDIR's File Meta Information carries our implementation class UID,
-    not pydicom's (FileSet has no public way to set it; its dataset is written as it is)."""
-    from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-    if not fs._ds:  # a new File-set: pydicom would make its DICOMDIR dataset only while writing
-        fs._ds = fs._create_dicomdir()
-    meta = fs._ds.file_meta
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    def place(self, records: list) -> tuple[str, ...]:
+        from app.media.dicomdir import key
+        parent: tuple[str, ...] = ()
+        keys: tuple = ()
+        for prefix, record in zip(self.PREFIXES, records[:-1]):
+            keys += (key(record),)
+            if keys not in self.folders:
+                self.folders[keys] = parent + (self._free(parent, prefix),)
+            parent = self.folders[keys]
+        return parent + (self._free(parent, "IM"),)
 
 
 def _find_dicomdir(folder: Path) -> Path | None:
@@ -396,22 +394,21 @@ def _volume_path(destination: Path, number: int, count: int) -> Path:
     return destination.with_name(f"{destination.stem}-{number}{destination.suffix or '.iso'}")
 
 
-def _add_icon(instance, path: Path, size: int, report: ExportReport) -> None:
-    """An Icon Image Sequence (8 bits, size x size, PS3.3 F.7) in the instance's IMAGE record."""
+def _icon(ds, size: int):
+    """An Icon Image Sequence (8 bits, size x size, PS3.3 F.7) for the instance's record; None
+    for what has no single-sample pixels or cannot be decoded (the record is complete without)."""
     import numpy as np
-    import pydicom
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
     from app.imaging import thumbnails
     try:
-        ds = pydicom.dcmread(path)
         if "PixelData" not in ds or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-            return
+            return None
         img = thumbnails.shrink(thumbnails.to_8bit(ds), size)
-    except Exception as exc:  # noqa: BLE001 - no icon: the record is complete without one
-        log.info("no icon for %s: %s", path, exc)
-        return
+    except Exception as exc:  # noqa: BLE001 - no icon
+        log.info("no icon for %s: %s", ds.get("SOPInstanceUID", "?"), exc)
+        return None
     icon = np.zeros((size, size), np.uint8)  # square, the image centred: what readers expect
     h, w = img.shape[:2]
     top, left = (size - h) // 2, (size - w) // 2
@@ -421,25 +418,23 @@ def _add_icon(instance, path: Path, size: int, report: ExportReport) -> None:
     item.Rows = item.Columns = size
     item.BitsAllocated, item.BitsStored, item.HighBit, item.PixelRepresentation = 8, 8, 7, 0
     item.PixelData = icon.tobytes()
-    # FileSet builds the IMAGE record from the instance and has no public way to add to it;
-    # the record dataset is written as it stands when the DICOMDIR is written
-    instance.node._record.IconImageSequence = Sequence([item])
+    item["PixelData"].VR = "OB"
+    return Sequence([item])
 
 
-def _write_iso(folder: Path, out: Path, volume_id: str) -> None:
-    """``folder`` as an ISO 9660 image (level 1 names, as the File-set's are) with Joliet."""
+def _write_iso(files: list[tuple[Path, tuple[str, ...]]], out: Path, volume_id: str) -> None:
+    """The files (source, ISO 9660 components) as an ISO 9660 image (level 1 names, as the
+    File-set's are) with Joliet."""
     import pycdlib
     out.parent.mkdir(parents=True, exist_ok=True)
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=1, vol_ident=volume_id.replace(" ", "_")[:32], joliet=3)
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        iso_path = "/" + "/".join(rel.parts)
-        joliet = iso_path
-        if path.is_dir():
-            iso.add_directory(iso_path, joliet_path=joliet)
-        else:
-            iso.add_file(str(path), iso_path + ".;1", joliet_path=joliet)
+    folders = sorted({parts[:n] for _, parts in files for n in range(1, len(parts))}, key=lambda p: (len(p), p))
+    for parts in folders:
+        iso.add_directory("/" + "/".join(parts), joliet_path="/" + "/".join(parts))
+    for source, parts in files:
+        iso_path = "/" + "/".join(parts)
+        iso.add_file(str(source), iso_path + ".;1", joliet_path=iso_path)
     try:
         iso.write(str(out))
     except OSError as exc:

@@ -41,6 +41,7 @@ from app.dicom import charsets, statuses
 from app.dicom.encoding import split_part10
 from app.importer import DICOMDIR_CLASS, ImportSummary, store_all
 from app.store.ingest import Ingest, StoreResult
+from app.media.dicomdir import record_tree
 
 log = logging.getLogger(__name__)
 
@@ -561,7 +562,7 @@ class Medium:
             else:
                 if (desc := ds.get("FileSetDescriptorFileID")) and (fid := self.source.resolve(_parts(desc))):
                     skip.add(fid)
-                self._walk(_record_tree(ds, self.name), referenced)
+                self._walk(record_tree(ds, self.name), referenced)
         candidates = [f for f in self.source.files() if f not in referenced and f not in skip]
         for n, fid in enumerate(candidates):
             self._scan(fid)
@@ -658,46 +659,6 @@ class Medium:
 
 def _parts(value) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-def _record_tree(ds: Dataset, name: str) -> list:
-    """The directory records as [(record, children)], following the offsets of PS3.10;
-    records in sequence order below the level before them where the offsets are wrong
-    (some writers leave them zero or stale)."""
-    records = list(ds.DirectoryRecordSequence)
-    by_offset = {getattr(r, "seq_item_tell", None): r for r in records}
-
-    def chain(offset: int, seen: set[int]) -> list:
-        out = []
-        while offset:
-            if offset in seen:
-                raise ValueError("the records form a loop")
-            seen.add(offset)
-            rec = by_offset[offset]
-            out.append((rec, chain(rec.get("OffsetOfReferencedLowerLevelDirectoryEntity", 0) or 0, seen)))
-            offset = rec.get("OffsetOfTheNextDirectoryRecord", 0) or 0
-        return out
-
-    try:
-        first = ds.get("OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity", 0) or 0
-        seen: set[int] = set()
-        tree = chain(first, seen)
-        if len(seen) == len(records):
-            return tree
-        log.warning("%s: %d DICOMDIR record(s) are not linked; records read in order", name, len(records) - len(seen))
-    except (KeyError, ValueError, RecursionError) as exc:
-        log.warning("%s: the DICOMDIR's record offsets are wrong (%s); records read in order", name, exc)
-    levels = {"PATIENT": 0, "STUDY": 1, "SERIES": 2}
-    root: list = []
-    below: list = [root, None, None, None]  # where a record of each level goes
-    for rec in records:
-        level = levels.get(str(rec.get("DirectoryRecordType", "")).strip(), 3)
-        target = next(b for b in reversed(below[:level + 1]) if b is not None)
-        node = (rec, [])
-        target.append(node)
-        for lower in range(level + 1, 4):
-            below[lower] = node[1] if lower == level + 1 else None
-    return root
 
 
 def open_medium(path: Path | str, progress: Callable[[int, int], None] | None = None) -> Medium:

@@ -12,8 +12,9 @@ Endian. MB = 10**6 bytes; MB/s = input bytes / wall-clock seconds.
 
   (1) STD-GEN-CD: ``app.media.export.export`` (icons None) of every instance to ISO images
       (CD-R 80 min each: the set is split into volumes by the exporter, studies kept whole);
-      this includes re-encoding each file through pydicom, the DICOMDIR (pydicom's
-      FileSet), the ISO 9660 image (pycdlib) and the read-back verification, whose share
+      this includes reading each file through pydicom (re-encoding it where it changes), its
+      directory records and the DICOMDIR (app.media.dicomdir), the ISO 9660 image (pycdlib)
+      and the read-back verification, whose share
       is measured apart (as are the staging and the ISO writing: the exporter's functions
       wrapped with a clock). Peer, the same volumes (the exporter's own ``plan``): each
       file copied into an ISO-compliant tree ``DICOM/Snnnn/IMnnnnnn``, ``dcmmkdir
@@ -263,7 +264,7 @@ def lightbox_export(sources: list[Source], profile: str, destination: Path, icon
     other = seconds - sum(phases.values())
     return {"profile": profile, "icons": icons, "seconds": round(seconds, 3), "mb_s": _mbps(in_bytes, seconds),
             "mb_s_without_verify": _mbps(in_bytes, seconds - phases["verify"]),
-            "phases_s": {"stage": round(phases["stage"], 3), "fileset": round(other, 3), "iso": round(phases["iso"], 3),
+            "phases_s": {"stage": round(phases["stage"], 3), "dicomdir": round(other, 3), "iso": round(phases["iso"], 3),
                          "verify": round(phases["verify"], 3)},
             "volumes": [str(v) for v in report.volumes], "volume_count": len(report.volumes),
             "iso_bytes": sum(Path(v).stat().st_size for v in report.volumes),
@@ -572,7 +573,7 @@ def format_report(r: dict) -> str:
         f"{d['mg_per_study']} x {MG_SHAPE[0]}x{MG_SHAPE[1]} each = {d['files']} files, "
         f"{d['input_bytes'] / 1e6:.1f} MB; MB/s of input; {r['machine']['cpus']} CPUs",
         f"  (1) STD-GEN-CD, {lb['volume_count']} volume(s): Lightbox {lb['seconds']:.2f} s = {lb['mb_s']} MB/s "
-        f"(stage {lb['phases_s']['stage']:.2f}, file-set {lb['phases_s']['fileset']:.2f}, ISO "
+        f"(stage {lb['phases_s']['stage']:.2f}, DICOMDIR {lb['phases_s']['dicomdir']:.2f}, ISO "
         f"{lb['phases_s']['iso']:.2f}, verify {lb['phases_s']['verify']:.2f} s; {lb['mb_s_without_verify']} MB/s "
         f"without the verification)",
         f"      DCMTK copy + dcmmkdir + genisoimage {dc['seconds']:.2f} s = {dc['mb_s']} MB/s (copy "
@@ -581,7 +582,7 @@ def format_report(r: dict) -> str:
         f"without our verification)",
         f"      Lightbox with 64x64 icons: {ic['seconds']:.2f} s = {ic['mb_s']} MB/s",
         f"  (2) STD-GEN-DVD-J2K: Lightbox {lj['seconds']:.2f} s = {lj['mb_s']} MB/s (stage "
-        f"{lj['phases_s']['stage']:.2f}, file-set {lj['phases_s']['fileset']:.2f}, ISO {lj['phases_s']['iso']:.2f}, "
+        f"{lj['phases_s']['stage']:.2f}, DICOMDIR {lj['phases_s']['dicomdir']:.2f}, ISO {lj['phases_s']['iso']:.2f}, "
         f"verify {lj['phases_s']['verify']:.2f} s), files {lj['size_fraction']} of the input "
         f"({1 / lj['size_fraction']:.2f}:1)",
         f"      gdcmconv --j2k + dcmmkdir + genisoimage {gj['seconds']:.2f} s = {gj['mb_s']} MB/s (gdcmconv "

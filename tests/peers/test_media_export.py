@@ -238,3 +238,47 @@ def test_lightbox_export_of_an_archived_study(tmp_path):
     cd_patient = lightbox(home, "export", "--study", str(datasets[0].StudyInstanceUID), "--media", "cd", "--kind",
                           "patient", "--out", str(tmp_path / "y.iso"), check=False)
     assert cd_patient.returncode == 2 and "no patient profile for cd" in cd_patient.stderr
+
+
+def test_a_stick_whose_dicomdir_dcmmkdir_wrote_is_added_to_and_stays_valid(tmp_path):
+    """FSU on another product's File-set: DCMTK's DICOMDIR read, its records and files kept,
+    the new study joined to the patient already there, and the result valid for dciodvfy and
+    dcmdump."""
+    first, _ = _study()
+    stick = tmp_path / "stick"
+    (stick / "DICOM").mkdir(parents=True)
+    for n, ds in enumerate(first[:2]):  # two mammograms, as a modality's CD would hold them
+        save_sample(ds, stick / "DICOM" / f"IMG{n:05}")
+    made = subprocess.run([require("dcmmkdir"), "--general-purpose", "--recurse", "--input-directory", str(stick),
+                           "--fileset-id", "HOSPITAL_CD", "--output-file", str(stick / "DICOMDIR"), "DICOM"],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    before = {p: p.read_bytes() for p in (stick / "DICOM").iterdir()}
+
+    second, _ = _study()  # another study of the same patient
+    for ds in second:
+        ds.PatientID, ds.PatientName = first[0].PatientID, first[0].PatientName
+    (tmp_path / "b").mkdir()
+    report = export(_items(tmp_path / "b", second), ExportOptions("STD-GEN-USB-J2K", stick))
+    assert report.ok and report.exported == 7, (report.refused, report.verified)
+    assert {p: p.read_bytes() for p in (stick / "DICOM").iterdir()} == before  # their files untouched
+    assert not _errors(stick / "DICOMDIR")
+    dicomdir = pydicom.dcmread(stick / "DICOMDIR")
+    kinds = [str(r.DirectoryRecordType) for r in dicomdir.DirectoryRecordSequence]
+    assert kinds.count("PATIENT") == 1 and kinds.count("STUDY") == 2
+    assert dicomdir.FileSetID == "HOSPITAL_CD"  # the File-set keeps its identity
+    dump = subprocess.run([require("dcmdump"), str(stick / "DICOMDIR")], capture_output=True, text=True)
+    assert dump.returncode == 0 and "DICOM\\IMG00000" in dump.stdout.replace("\\\\", "\\"), dump.stderr
+    with open_medium(stick) as medium:
+        assert not medium.problems and not medium.unindexed
+        assert {i.sop_instance_uid for *_, i in medium.instances()} == {str(d.SOPInstanceUID) for d in first[:2] + second}
+
+
+def test_a_stick_whose_dicomdir_cannot_be_read_is_left_as_it_was(tmp_path):
+    datasets, _ = _study()
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00garbage")
+    with pytest.raises(ExportError, match="cannot be read, so it cannot be added to"):
+        export(_items(tmp_path, datasets), ExportOptions("STD-GEN-USB-J2K", stick))
+    assert [p.name for p in stick.iterdir()] == ["DICOMDIR"]
