@@ -805,7 +805,8 @@ def cmd_export(args) -> int:
             raise CliError("nothing to export: no such study or series in the local archive")
         options = ExportOptions(profile, args.out, fileset_id=args.fileset_id, deidentify=args.deidentify,
                                 mapping=args.mapping, patient_name=args.patient_name,
-                                icons=args.icons or None, lossy=args.lossy)
+                                icons=args.icons or None, lossy=args.lossy,
+                                leave_out_burned_in=args.leave_out_burned_in)
         queue = make_job_queue(archive)
         job_id = queue.submit(export_job.KIND, export_job.title(options, len(items)), export_job.params(items, options))
         _audit(archive.engine, "export", f"{len(items)} instance(s) as {profile} to {args.out}"
@@ -1132,6 +1133,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--deidentify", choices=["full", "reduced", "service"], help="de-identify (spec Table 5-6)")
     s.add_argument("--patient-name", default="ANONYMOUS", help="the de-identified patient's name")
     s.add_argument("--mapping", type=Path, help="keep the original -> new UID map in this CSV file")
+    s.add_argument("--leave-out-burned-in", action="store_true",
+                   help="leave out images with Burned In Annotation YES: de-identification cannot remove text "
+                        "written in the pixels (spec 5.5.1)")
     s.add_argument("--fileset-id", default="LIGHTBOX", help="File-set ID (16 characters)")
     s.add_argument("--icons", type=int, choices=[0, 64, 128], default=64, help="icon images in the DICOMDIR")
     s.add_argument("--lossy", action="store_true", help="J2K profiles: JPEG 2000 lossy where Table 5-3 allows")

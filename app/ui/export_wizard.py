@@ -1,17 +1,20 @@
 """The export wizard (spec §5.2.1.2.3 "Export to local Archive Media"): the studies chosen in
 the browser → which of their series → the medium and profile (Standard: uncompressed
-STD-GEN-CD/DVD; Patient: JPEG 2000, §1 Table 1-2) → de-identification (Table 5-6 levels) →
-where to write (an ISO image to burn, or a USB stick) → the export job's progress → the
-verification report. The work is app.jobs.export_job, so it is also in the jobs panel."""
+STD-GEN-CD/DVD; Patient: JPEG 2000, §1 Table 1-2) → de-identification (Table 5-6 levels; images
+with burned-in annotation pointed out, §5.5.1) → where to write (an ISO image to burn, or a USB
+stick) → the export job's progress → the verification report. The work is app.jobs.export_job,
+so it is also in the jobs panel."""
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QRadioButton, QTextEdit, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWizard, QWizardPage)
+from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QRadioButton, QStyle, QTextEdit,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWizard, QWizardPage)
 
 from app.ui.background import run_in_background
 
@@ -25,6 +28,11 @@ LEVEL_TEXT = {
                "kept (sending a problem case to service).",
 }
 
+# the look of the media dialog's banner, so warnings read the same across the application
+# (not the check box: a style sheet on it loses the platform's indicator box)
+_WARNING_STYLE = ("QFrame#warning { background: #fff3cd; border: 1px solid #e0c35a; border-radius: 3px; } "
+                  "QFrame#warning QLabel { color: #664d03; background: transparent; border: none; }")
+
 
 class ExportWizard(QWizard):
     def __init__(self, archive, jobs, rows: list[dict], *, job_updates=None, actor: str | None = None, parent=None):
@@ -34,7 +42,7 @@ class ExportWizard(QWizard):
         self.job_id: int | None = None
         self.selection = _SelectionPage(archive, rows)
         self.medium = _MediumPage()
-        self.privacy = _PrivacyPage()
+        self.privacy = _PrivacyPage(self)
         self.destination = _DestinationPage(self)
         self.progress = _ProgressPage(self)
         for page in (self.selection, self.medium, self.privacy, self.destination, self.progress):
@@ -51,7 +59,8 @@ class ExportWizard(QWizard):
                              fileset_id=self.medium.fileset_id.text() or "LIGHTBOX",
                              deidentify=self.privacy.level() or None, mapping=mapping,
                              patient_name=self.privacy.pseudonym.text().strip() or "ANONYMOUS",
-                             icons=self.medium.icons.currentData(), lossy=self.medium.lossy.isChecked())
+                             icons=self.medium.icons.currentData(), lossy=self.medium.lossy.isChecked(),
+                             leave_out_burned_in=self.privacy.leave_out_burned_in())
 
     def start(self) -> None:
         """Queue the export job (the Export button of the destination page)."""
@@ -199,17 +208,23 @@ class _MediumPage(QWizardPage):
 
 
 class _PrivacyPage(QWizardPage):
-    def __init__(self):
+    def __init__(self, wizard: ExportWizard):
         super().__init__()
+        self.wizard_ = wizard
+        # Burned In Annotation is not indexed: the chosen series' headers are read once per
+        # selection, kept for going back and forth. key -> [(series label, images)]
+        self._burned_in: dict[tuple[str, ...], list[tuple[str, int]]] = {}
+        self._scanning: set[tuple[str, ...]] = set()
         self.setTitle("De-identification")
-        self.setSubTitle("Spec Table 5-6. Images with burned-in annotation keep the text in their pixels: you are "
-                         "warned in the report.")
+        self.setSubTitle("Spec Table 5-6. De-identification changes attributes, not pixels: images with burned-in "
+                         "annotation are pointed out below.")
         self.levels = QButtonGroup(self)
         lay = QVBoxLayout(self)
         self.buttons = {}
         for level, text in LEVEL_TEXT.items():
             b = QRadioButton(text)
             b.setChecked(level == "")
+            b.toggled.connect(lambda *_: self._update())
             self.levels.addButton(b)
             self.buttons[level] = b
             lay.addWidget(b)
@@ -223,8 +238,97 @@ class _PrivacyPage(QWizardPage):
         form.addRow("Mapping file", self.mapping)
         lay.addLayout(form)
 
+        self.checking = QLabel("Checking the images for burned-in annotation…")
+        self.checking.setStyleSheet("color: #666")
+        self.warning = QFrame(objectName="warning")
+        self.warning.setStyleSheet(_WARNING_STYLE)
+        icon = QLabel()
+        icon.setPixmap(self.style().standardIcon(QStyle.SP_MessageBoxWarning).pixmap(32, 32))
+        icon.setAlignment(Qt.AlignTop)
+        self.warning_text = QLabel()
+        self.warning_text.setWordWrap(True)
+        self.warning_text.setTextFormat(Qt.RichText)
+        self.leave_out = QCheckBox("Leave these images out of the copy")
+        self.leave_out.setChecked(True)  # the safe choice: a de-identified copy without names in its pixels
+        text = QVBoxLayout()
+        text.addWidget(self.warning_text)
+        text.addWidget(self.leave_out)
+        row = QHBoxLayout(self.warning)
+        row.addWidget(icon)
+        row.addLayout(text, 1)
+        lay.addSpacing(8)
+        lay.addWidget(self.checking)
+        lay.addWidget(self.warning)
+        lay.addStretch(1)
+        self.checking.hide()
+        self.warning.hide()
+
     def level(self) -> str:
         return next(level for level, b in self.buttons.items() if b.isChecked())
+
+    def leave_out_burned_in(self) -> bool:
+        # also while the check still runs: if some image turns out to carry text, it stays off the copy
+        return bool(self.level()) and self.leave_out.isChecked()
+
+    def initializePage(self) -> None:
+        self._update()
+
+    def _key(self) -> tuple[str, ...]:
+        return tuple(self.wizard_.selection.series())
+
+    def _update(self) -> None:
+        key = self._key()
+        if self.level() and key not in self._burned_in and key not in self._scanning:
+            self._scan(key)
+        found = self._burned_in.get(key)
+        self.checking.setVisible(bool(self.level()) and found is None)
+        self.warning.setVisible(bool(self.level() and found))
+        if found:
+            images = sum(n for _, n in found)
+            listed = "".join(f"<li>{escape(label)}: {n} image{'s' if n > 1 else ''}</li>" for label, n in found[:8])
+            if len(found) > 8:
+                listed += f"<li>and {len(found) - 8} more series</li>"
+            self.warning_text.setText(
+                f"<b>{images} image{'s' if images > 1 else ''} in {len(found)} series carr"
+                f"{'y' if images > 1 else 'ies'} burned-in annotation</b> (Burned In Annotation YES):"
+                f"<ul style='margin: 2px 0'>{listed}</ul>"
+                "De-identification cannot remove text written in the pixels: the patient's name or ID may still "
+                "be readable on these images. Leave them out, or look at each one before the copy leaves the "
+                "hospital.")
+
+    def _scan(self, key: tuple[str, ...]) -> None:
+        import pydicom
+        from sqlalchemy import select
+
+        from app.store.schema import instance, series
+        engine, files = self.wizard_.archive.engine, self.wizard_.archive.files
+        self._scanning.add(key)
+
+        def burned_in() -> list[tuple[str, int]]:
+            with engine.connect() as conn:
+                rows = conn.execute(select(series.c.SeriesInstanceUID, series.c.SeriesNumber,
+                                           series.c.SeriesDescription, series.c.Modality, instance.c.path)
+                                    .select_from(instance.join(series))
+                                    .where(series.c.SeriesInstanceUID.in_(key))).all()
+            counts: dict[str, list] = {}
+            for uid, number, description, modality, path in rows:
+                try:
+                    ds = pydicom.dcmread(files.absolute(path), stop_before_pixels=True,
+                                         specific_tags=["BurnedInAnnotation"])
+                except Exception:  # noqa: BLE001 - unreadable here is unreadable for the export too: said there
+                    continue
+                if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+                    label = f"#{number or '-'} {description or '(no description)'} ({modality or '?'})"
+                    counts.setdefault(uid, [label, 0])[1] += 1
+            return [tuple(counts[uid]) for uid in key if uid in counts]  # in the order of the selection
+
+        def done(result, error) -> None:
+            if not shiboken6.isValid(self):  # the wizard was closed while the files were read
+                return
+            self._scanning.discard(key)
+            self._burned_in[key] = [] if error is not None else result  # cannot tell: the report still warns
+            self._update()
+        run_in_background(burned_in, done)
 
 
 class _DestinationPage(QWizardPage):

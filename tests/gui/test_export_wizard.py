@@ -1,7 +1,9 @@
 """The export wizard under Xvfb: studies from the browser, a series left out, the Patient
 (JPEG 2000) profile on a USB folder, Reduced de-identification with the mapping kept, the
 job's progress and the verification report; what was written is read back with DCMTK's
-dcmmkdir and checked with dciodvfy. Screenshots in tests/artifacts."""
+dcmmkdir and checked with dciodvfy. Images with burned-in annotation are pointed out before a
+de-identified export, and can be left out of it (the wizard and `lightbox export`).
+Screenshots in tests/artifacts."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from app.store.archive import Archive
 from app.store.query import search
+from app.ui.export_wizard import ExportWizard
 from app.ui.main import MainWindow
 from conftest import ROOT, lightbox, require, screen_shot
 
@@ -85,3 +88,100 @@ def test_export_wizard_to_usb_de_identified_and_verified(qtbot, tmp_path):
         win.close()
     finally:
         archive.close()
+
+
+def _burned_in_study(tmp_path) -> tuple[list[str], str, str]:
+    """A study of two series: three screen captures with Burned In Annotation YES (#2) and a
+    plain mammogram (#1). The files, and the two Series Instance UIDs (burned-in, clean)."""
+    study, burned, clean = generate_uid(), generate_uid(), generate_uid()
+    objects = [mammogram("L", "CC", study=study, series=clean)]
+    for i in range(3):
+        ds = mammogram("R", "MLO", study=study, series=burned)
+        ds.SeriesNumber, ds.InstanceNumber, ds.SeriesDescription = 2, i + 1, "Annotated views"
+        ds.BurnedInAnnotation = "YES"
+        objects.append(ds)
+    objects[0].SeriesDescription = "Screening"
+    files = []
+    for i, ds in enumerate(objects):
+        ds.save_as(tmp_path / f"b{i}.dcm", enforce_file_format=True)
+        files.append(str(tmp_path / f"b{i}.dcm"))
+    return files, burned, clean
+
+
+def test_export_wizard_warns_about_burned_in_annotation(qtbot, tmp_path):
+    files, burned, clean = _burned_in_study(tmp_path)
+    home = tmp_path / "home"
+    lightbox(home, "import", *files)
+    archive = Archive(home)
+    try:
+        from sqlalchemy import select
+
+        from app.store.schema import instance
+        with archive.engine.connect() as conn:  # one burned-in file unreadable in the archive: not counted
+            path = conn.execute(select(instance.c.path).where(instance.c.InstanceNumber == "3")).scalar_one()
+        archive.files.absolute(path).write_bytes(b"not DICOM")
+        wizard = ExportWizard(archive, None, search(archive.engine, "study", {}))
+        qtbot.addWidget(wizard)
+        wizard.show()
+        qtbot.waitExposed(wizard)
+        tree = wizard.selection.tree
+        qtbot.waitUntil(lambda: tree.topLevelItemCount() == 1 and tree.topLevelItem(0).childCount() == 2,
+                        timeout=10000)
+        wizard.next()
+        wizard.next()
+        page = wizard.privacy
+        assert wizard.currentPage() is page
+        assert not page.warning.isVisible() and not page.checking.isVisible()  # no level: nothing to say
+        assert wizard.options().leave_out_burned_in is False
+
+        page.buttons["full"].setChecked(True)
+        qtbot.waitUntil(page.warning.isVisible, timeout=10000)
+        assert not page.checking.isVisible()
+        text = page.warning_text.text()
+        assert "2 images in 1 series" in text and "#2 Annotated views (MG): 2 images" in text, text
+        assert "Screening" not in text and "cannot remove text written in the pixels" in text
+        assert page.leave_out.isVisible() and page.leave_out.isChecked()
+        assert wizard.options().deidentify == "full" and wizard.options().leave_out_burned_in is True
+        screen_shot(wizard, "export_wizard_burned_in.png", from_screen=False)
+        page.leave_out.setChecked(False)
+        assert wizard.options().leave_out_burned_in is False
+        page.leave_out.setChecked(True)
+
+        page.buttons[""].setChecked(True)
+        assert not page.warning.isVisible() and wizard.options().leave_out_burned_in is False
+
+        wizard.back()  # the clean series alone: checked anew, nothing found
+        wizard.back()
+        items = {tree.topLevelItem(0).child(j).data(0, Qt.UserRole): tree.topLevelItem(0).child(j) for j in range(2)}
+        items[burned].setCheckState(0, Qt.Unchecked)
+        wizard.next()
+        wizard.next()
+        page.buttons["reduced"].setChecked(True)
+        assert page.checking.isVisible()
+        qtbot.waitUntil(lambda: not page.checking.isVisible(), timeout=10000)
+        assert not page.warning.isVisible()
+        wizard.back()  # both series again: the first answer, without reading the files again
+        wizard.back()
+        items[burned].setCheckState(0, Qt.Checked)
+        wizard.next()
+        wizard.next()
+        assert page.warning.isVisible() and not page.checking.isVisible()
+        wizard.close()
+    finally:
+        archive.close()
+
+
+def test_lightbox_export_leaves_burned_in_images_out(tmp_path):
+    files, burned, clean = _burned_in_study(tmp_path)
+    home = tmp_path / "home"
+    lightbox(home, "import", *files)
+    args = ["export", "--series", burned, "--series", clean, "--media", "usb", "--kind", "patient",
+            "--deidentify", "full"]
+    out = lightbox(home, *args, "--leave-out-burned-in", "--out", str(tmp_path / "stick"))
+    written = [pydicom.dcmread(p) for p in (tmp_path / "stick").rglob("*") if p.is_file() and p.name != "DICOMDIR"]
+    assert len(written) == 1 and written[0].BurnedInAnnotation == "NO", out.stdout
+    assert written[0].PatientIdentityRemoved == "YES"
+    assert out.stderr.count("left out as asked: its pixels carry burned-in annotation") == 3, out.stderr
+    kept = lightbox(home, *args, "--out", str(tmp_path / "stick2"))  # without: all copied, the report warns
+    assert len([p for p in (tmp_path / "stick2").rglob("*") if p.is_file() and p.name != "DICOMDIR"]) == 4
+    assert kept.stderr.count("Burned In Annotation is YES") == 3, kept.stderr
