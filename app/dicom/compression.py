@@ -53,6 +53,11 @@ LOSSY_QUALITY = 90      # JPEG quality of the lossy syntaxes
 J2K_LOSSY_PSNR = 60     # dB of JPEG 2000 lossy: an RMS error of ~4 in 12 bits, quality not a fixed ratio
 
 
+# openjpeg encodes with 6 resolution levels (pylibjpeg does not let us choose fewer): a side
+# of fewer than 2**5 pixels cannot be coded (a small RT dose grid, an icon-sized image)
+J2K_MIN_SIDE = 32
+
+
 def eligible(ds: Dataset, ts: str) -> bool:
     """Whether ``ds`` (an uncompressed image) may be compressed to ``ts`` (§4.2.1.3.1.2)."""
     c = CRITERIA.get(UID(ts))
@@ -62,7 +67,10 @@ def eligible(ds: Dataset, ts: str) -> bool:
         photometric = str(ds.PhotometricInterpretation)
         allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
         high, signed = int(ds.HighBit), int(ds.get("PixelRepresentation", 0))
+        side = min(int(ds.Rows), int(ds.Columns))
     except (AttributeError, TypeError, ValueError):
+        return False
+    if UID(ts) in (JPEG2000Lossless, JPEG2000) and side < J2K_MIN_SIDE:
         return False
     return ((c.photometric is None or photometric in c.photometric)
             and (c.bits_allocated is None or allocated in c.bits_allocated)

@@ -46,6 +46,7 @@ _STAND_INS = {
 # what identifies a record among its siblings: a second instance of the same patient, study
 # or series joins the record already there
 _KEYS = {"PATIENT": "PatientID", "STUDY": "StudyInstanceUID", "SERIES": "SeriesInstanceUID"}
+_CONTENT_KEPT = {"SR DOCUMENT": ("HAS CONCEPT MOD", "HAS OBS CONTEXT"), "KEY OBJECT DOC": ("HAS CONCEPT MOD",)}
 _LINKS = ("OffsetOfTheNextDirectoryRecord", "OffsetOfReferencedLowerLevelDirectoryEntity")
 _ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
 _SEQUENCE = struct.pack("<HH", 0x0004, 0x1220) + b"SQ\0\0"  # Directory Record Sequence, explicit VR
@@ -100,11 +101,10 @@ def _record(kind: str, ds: Dataset) -> Dataset:
         record = DIRECTORY_RECORDERS[kind](ds)
     except (KeyError, AttributeError) as exc:  # pydicom's creators raise these for missing keys
         raise ValueError(f"the {kind} record needs {exc}") from None
-    if kind == "SR DOCUMENT" and "ContentSequence" in record:
-        # PS3.3 F.5.25: the record holds only the root's HAS CONCEPT MOD and HAS OBS CONTEXT
-        # items; pydicom copies the whole tree (findings, image references)
-        kept = [i for i in record.ContentSequence
-                if str(i.get("RelationshipType", "")) in ("HAS CONCEPT MOD", "HAS OBS CONTEXT")]
+    if kind in _CONTENT_KEPT and "ContentSequence" in record:
+        # the record holds only some of the root's items (PS3.3 F.5.25 SR DOCUMENT, F.5.26 KEY
+        # OBJECT DOC); pydicom copies the whole tree (findings, image references)
+        kept = [i for i in record.ContentSequence if str(i.get("RelationshipType", "")) in _CONTENT_KEPT[kind]]
         if kept:
             record.ContentSequence = kept
         else:
