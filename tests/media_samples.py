@@ -337,3 +337,32 @@ def study_objects(study: Dataset | None = None) -> dict[str, Dataset]:
     plan = rt_plan(study, structures, str(ct.FrameOfReferenceUID))
     return {"CT": ct, "KO": key_object(study, [ct]), "DOC": encapsulated_pdf(study), "RTSTRUCT": structures,
             "RTPLAN": plan, "RTDOSE": rt_dose(study, plan, ct), "ECG": ecg(study)}
+
+
+# -- Segmentation (only what carries references: for de-identification tests) -----------
+def segmentation(study: Dataset, ct: Dataset) -> Dataset:
+    """A binary segmentation of ``ct`` (one frame, one segment) holding the references a
+    de-identifier must map: the referenced series and instance, the source image of the
+    frame and the frame of reference. Not complete for dciodvfy (no enhanced functional
+    groups beyond the derivation): use it to check references, not the IOD."""
+    ds = _base(study, "1.2.840.10008.5.1.4.1.1.66.4", "SEG", 5)
+    ds.FrameOfReferenceUID = ct.FrameOfReferenceUID
+    series = Dataset()
+    series.SeriesInstanceUID = ct.SeriesInstanceUID
+    series.ReferencedInstanceSequence = Sequence([_sop_ref(ct)])
+    ds.ReferencedSeriesSequence = Sequence([series])
+    source = _sop_ref(ct)
+    derivation = Dataset()
+    derivation.SourceImageSequence = Sequence([source])
+    frame = Dataset()
+    frame.DerivationImageSequence = Sequence([derivation])
+    ds.PerFrameFunctionalGroupsSequence = Sequence([frame])
+    ds.SegmentationType, ds.ContentLabel = "BINARY", "LESION"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns, ds.NumberOfFrames = int(ct.Rows), int(ct.Columns), 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    mask = np.zeros((ds.Rows, ds.Columns), bool)
+    mask[ds.Rows // 4: ds.Rows // 2, ds.Columns // 4: ds.Columns // 2] = True
+    ds.PixelData = np.packbits(mask.ravel(), bitorder="little").tobytes()
+    ds["PixelData"].VR = "OB"
+    return ds

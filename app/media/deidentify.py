@@ -69,7 +69,9 @@ METHOD_CODES = {
 }
 
 DUMMY = "ANONYMOUS"
-_TYPE1_WHEN_ENHANCED = {0x00080023: "19000101", 0x00080033: "000000"}  # Content Date, Content Time
+# dates and times Table 5-6 empties (Z) that some IODs require (type 1): PS3.15 E.1 gives those
+# a dummy instead. Content Date, Content Time, Acquisition DateTime
+_DUMMY_DATES = {0x00080023: "19000101", 0x00080033: "000000", 0x0008002A: "19000101000000"}
 _BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 
 
@@ -176,6 +178,15 @@ class Outcome:
             self.warnings.append(text)
 
 
+def _type_1_dates(ds: Dataset) -> tuple[int, ...]:
+    if "WaveformSequence" in ds:  # Waveform Identification (PS3.3 C.10.8)
+        return 0x00080023, 0x00080033, 0x0008002A
+    if "SharedFunctionalGroupsSequence" in ds or "ValueType" in ds:
+        # enhanced multi-frame images (C.7.6.16), SR documents and key objects (C.17.2, C.17.6.2)
+        return 0x00080023, 0x00080033
+    return ()
+
+
 _REMOVAL_WARNINGS = {
     0x0040A730: "Content Sequence removed (spec Table 5-6): the document keeps no content",
     0x00700001: "Graphic Annotation Sequence removed (spec Table 5-6): the presentation state keeps no annotations",
@@ -193,10 +204,9 @@ def deidentify(ds: Dataset, level: str, uids: UidMap, *, patient_name: str = "AN
         outcome.warn("Recognizable Visual Features is YES: the images may show the patient's face")
     already_removed = str(ds.get("PatientIdentityRemoved", "")).upper() == "YES"
     _clean(ds, table, _Dummies(uids, patient_name, patient_id), uids, outcome)
-    if "SharedFunctionalGroupsSequence" in ds:  # enhanced multi-frame: these are type 1 there (PS3.3 C.7.6.16)
-        for tag, dummy in _TYPE1_WHEN_ENHANCED.items():
-            if tag in ds and ds[tag].value in ("", None):
-                ds[tag].value = dummy  # PS3.15 E.1: a type 1 attribute gets a dummy, not emptied
+    for tag in _type_1_dates(ds):
+        if tag in ds and ds[tag].value in ("", None):
+            ds[tag].value = _DUMMY_DATES[tag]  # PS3.15 E.1: a type 1 attribute gets a dummy, not emptied
     _mark(ds, level, already_removed)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "MediaStorageSOPInstanceUID" in meta and "SOPInstanceUID" in ds:

@@ -42,6 +42,8 @@ _STAND_INS = {
     "STUDY": {"StudyDate": "19000101", "StudyTime": "000000", "StudyID": "0"},
     "SERIES": {"SeriesNumber": 0},
     "IMAGE": {"InstanceNumber": 0},
+    # type 2 in an encapsulated document (PS3.3 C.24.2), type 1 in its record
+    "ENCAP DOC": {"ContentDate": "19000101", "ContentTime": "000000"},
 }
 # what identifies a record among its siblings: a second instance of the same patient, study
 # or series joins the record already there

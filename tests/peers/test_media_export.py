@@ -282,3 +282,52 @@ def test_a_stick_whose_dicomdir_cannot_be_read_is_left_as_it_was(tmp_path):
     with pytest.raises(ExportError, match="cannot be read, so it cannot be added to"):
         export(_items(tmp_path, datasets), ExportOptions("STD-GEN-USB-J2K", stick))
     assert [p.name for p in stick.iterdir()] == ["DICOMDIR"]
+
+
+def _uids(ds, found=None) -> list[tuple[str, str]]:
+    """Every (keyword, UID) in ``ds``, at any depth."""
+    found = [] if found is None else found
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _uids(item, found)
+        elif elem.VR == "UI" and elem.value:
+            for v in (elem.value if elem.VM > 1 else [elem.value]):
+                found.append((elem.keyword, str(v)))
+    return found
+
+
+def test_a_full_de_identification_maps_every_reference_between_the_exported_objects(tmp_path):
+    """KO, RT structure set / plan / dose, a segmentation and a CAD SR keep pointing at the
+    exported images under their new UIDs, and no original instance, series, study or frame
+    of reference UID is left anywhere in any file."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from media_samples import segmentation, study_objects
+    objects = study_objects()
+    objects["SEG"] = segmentation(objects["CT"], objects["CT"])
+    views, _ = _study()
+    datasets = [*objects.values(), views[0], views[-1]]  # a mammogram and the CAD SR on it
+    originals = {v for d in datasets for k, v in _uids(d) if not k.endswith("ClassUID")
+                 and k not in ("CodingSchemeUID", "TransferSyntaxUID")}
+    report = export(_items(tmp_path, datasets), ExportOptions("STD-GEN-CD", tmp_path / "anon.iso", deidentify="full"))
+    assert report.ok and report.exported == len(datasets), report.refused
+    files = _medium_files(report.volumes[0], tmp_path)
+    exported, raw = {}, {}
+    for file_id, data in files.items():
+        if file_id != "DICOMDIR":
+            ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(data))
+            exported[str(ds.SOPInstanceUID)], raw[str(ds.SOPInstanceUID)] = ds, data
+    frames = {str(d.FrameOfReferenceUID) for d in exported.values() if "FrameOfReferenceUID" in d}
+    studies = {str(d.StudyInstanceUID) for d in exported.values()}  # RT refers to its study as an instance
+    for uid, ds in exported.items():
+        left = [(k, v) for k, v in _uids(ds) if v in originals]
+        assert not left, (ds.Modality, left)  # nothing of the original identity is left
+        for keyword, value in _uids(ds):
+            if keyword == "ReferencedSOPInstanceUID":
+                assert value in exported or value in studies, (ds.Modality, value)  # resolves on the disc
+            if keyword in ("ReferencedFrameOfReferenceUID", "FrameOfReferenceUID"):
+                assert value in frames, (ds.Modality, keyword, value)
+        if ds.Modality != "SEG":  # the segmentation sample carries references, not a complete IOD
+            path = tmp_path / f"{uid}.dcm"
+            path.write_bytes(raw[uid])
+            assert not _errors(path), (ds.Modality, _errors(path))
