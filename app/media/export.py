@@ -20,6 +20,7 @@ written with."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -335,19 +336,36 @@ def _write_volume(volume: list[Staged], options: ExportOptions, profile, fileset
         out = _volume_path(Path(options.destination), number, count)
         _write_iso([(s.path, file_id) for s, file_id in placed] + [(dicomdir_file, ("DICOMDIR",))], out, fileset_id)
     else:
+        moved: list[Path] = []
         try:
             for s, file_id in placed:
                 target = folder.joinpath(*file_id)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(s.path, target)
+                moved.append(target)
             # last: until the DICOMDIR lists them, new files are only unreferenced extras
             directory.write(existing or folder / "DICOMDIR")
         except (OSError, ValueError) as exc:  # ValueError: a record of the old DICOMDIR we cannot write
+            _take_back(moved, folder)
             raise ExportError(f"cannot write to {folder}: {getattr(exc, 'strerror', None) or exc}. What the "
                               "stick held before is still there and readable.") from None
         out = folder
     report.verified.append(verify.verify(out, checksums))
     return out
+
+
+def _take_back(files: list[Path], root: Path) -> None:
+    """A failed USB export removes what it had copied (and the folders it left empty)."""
+    for f in reversed(files):
+        with contextlib.suppress(OSError):
+            f.unlink()
+        parent = f.parent
+        while parent != root:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            parent = parent.parent
 
 
 class _Names:

@@ -331,3 +331,22 @@ def test_a_full_de_identification_maps_every_reference_between_the_exported_obje
             path = tmp_path / f"{uid}.dcm"
             path.write_bytes(raw[uid])
             assert not _errors(path), (ds.Modality, _errors(path))
+
+
+def test_a_stick_that_cannot_take_the_new_dicomdir_keeps_what_it_held(tmp_path):
+    """A write that fails half-way (here the DICOMDIR cannot be replaced) takes back the files
+    it copied: the stick is as it was, its File-set intact."""
+    first, _ = _study()
+    stick = tmp_path / "stick"
+    assert export(_items(tmp_path, first), ExportOptions("STD-GEN-USB-J2K", stick)).ok
+    before = {p: p.read_bytes() for p in stick.rglob("*") if p.is_file()}
+    folders = {p for p in stick.rglob("*") if p.is_dir()}
+    (stick / "DICOMDIR.part").mkdir()  # where the new DICOMDIR would be written first
+    second, _ = _study()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ExportError, match="What the stick held before is still there"):
+        export(_items(tmp_path / "b", second), ExportOptions("STD-GEN-USB-J2K", stick))
+    assert {p: p.read_bytes() for p in stick.rglob("*") if p.is_file()} == before
+    assert {p for p in stick.rglob("*") if p.is_dir()} == folders | {stick / "DICOMDIR.part"}
+    with open_medium(stick) as medium:
+        assert not medium.problems and not medium.unindexed and len(list(medium.instances())) == 7
