@@ -793,10 +793,17 @@ def cmd_export(args) -> int:
     from app.jobs.runners import make_job_queue
     from app.media import profiles
     from app.media.export import ExportOptions, items_from_archive
-    profile = args.profile or profiles.CHOICES.get(args.kind, {}).get(args.media)
+    media = args.media or ("usb" if args.dir else "cd")
+    kind = args.kind or ("patient" if media == "usb" else "standard")  # a stick has only the J2K profile
+    profile = args.profile or profiles.CHOICES.get(kind, {}).get(media)
     if profile is None:
-        raise CliError(f"there is no {args.kind} profile for {args.media}: "
+        raise CliError(f"there is no {kind} profile for {media}: "
                        + ", ".join(f"{k}: {', '.join(v)}" for k, v in profiles.CHOICES.items()))
+    if profile in profiles.PROFILES and (args.iso or args.dir):
+        iso = profiles.PROFILES[profile].iso
+        if iso != bool(args.iso):
+            raise CliError(f"{profile} writes {'an ISO image: use --iso FILE' if iso else 'a folder: use --dir DIR'}")
+    args.out = args.out or args.iso or args.dir
     archive = _archive(args)
     try:
         archive.settle()
@@ -1122,15 +1129,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="write studies or series to CD/DVD (ISO image) or USB (a folder), with "
                                       "a DICOMDIR (spec §5)")
-    s.add_argument("--study", action="append", metavar="UID", help="a study of the local archive (repeatable)")
-    s.add_argument("--series", action="append", metavar="UID", help="a series of the local archive (repeatable)")
-    s.add_argument("--out", type=Path, required=True, help="CD/DVD: the ISO image to write; USB: the folder (stick)")
-    s.add_argument("--media", choices=["cd", "dvd", "usb"], default="cd")
-    s.add_argument("--kind", choices=["standard", "patient"], default="standard",
-                   help="standard: uncompressed (STD-GEN-CD/DVD); patient: JPEG 2000 (STD-GEN-DVD/USB-J2K)")
+    s.add_argument("--study", nargs="+", action="extend", metavar="UID", help="studies of the local archive")
+    s.add_argument("--series", nargs="+", action="extend", metavar="UID", help="series of the local archive")
+    where = s.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="CD/DVD: the ISO image to write; USB: the folder (stick)")
+    where.add_argument("--iso", type=Path, metavar="FILE", help="the ISO image to write (CD/DVD)")
+    where.add_argument("--dir", type=Path, metavar="DIR", help="the folder to write to (a USB stick)")
+    s.add_argument("--media", choices=["cd", "dvd", "usb"], help="default: usb with --dir, else cd")
+    s.add_argument("--kind", choices=["standard", "patient"],
+                   help="standard: uncompressed (STD-GEN-CD/DVD, the default for discs); patient: JPEG 2000 "
+                        "(STD-GEN-DVD/USB-J2K, the only one for USB)")
     s.add_argument("--profile", help="an application profile by name instead (STD-GEN-CD, STD-GEN-DVD, "
                                      "STD-GEN-DVD-J2K, STD-GEN-USB-J2K)")
-    s.add_argument("--deidentify", choices=["full", "reduced", "service"], help="de-identify (spec Table 5-6)")
+    s.add_argument("--deidentify", "--anonymize", dest="deidentify", choices=["full", "reduced", "service"],
+                   help="de-identify (spec Table 5-6)")
     s.add_argument("--patient-name", default="ANONYMOUS", help="the de-identified patient's name")
     s.add_argument("--mapping", type=Path, help="keep the original -> new UID map in this CSV file")
     s.add_argument("--leave-out-burned-in", action="store_true",

@@ -350,3 +350,25 @@ def test_a_stick_that_cannot_take_the_new_dicomdir_keeps_what_it_held(tmp_path):
     assert {p for p in stick.rglob("*") if p.is_dir()} == folders | {stick / "DICOMDIR.part"}
     with open_medium(stick) as medium:
         assert not medium.problems and not medium.unindexed and len(list(medium.instances())) == 7
+
+
+def test_lightbox_export_in_the_design_form(tmp_path):
+    """DESIGN.md's command-line contract: --iso FILE | --dir DIR, --profile, --anonymize and
+    several studies after one --study."""
+    home = tmp_path / "home"
+    first, _ = _study()
+    second, _ = _study()
+    (tmp_path / "b").mkdir()
+    paths = [i.path for i in _items(tmp_path, first) + _items(tmp_path / "b", second)]
+    lightbox(home, "import", *paths)
+    studies = [str(first[0].StudyInstanceUID), str(second[0].StudyInstanceUID)]
+    lightbox(home, "export", "--iso", str(tmp_path / "two.iso"), "--profile", "STD-GEN-CD", "--study", *studies)
+    with open_medium(tmp_path / "two.iso") as medium:
+        assert {st.uid for p in medium.records for st in p.studies} == set(studies)
+    lightbox(home, "export", "--dir", str(tmp_path / "stick"), "--anonymize", "full", "--study", *studies)
+    written = [pydicom.dcmread(p) for p in (tmp_path / "stick").rglob("*") if p.is_file() and p.name != "DICOMDIR"]
+    assert len(written) == 14 and all(d.PatientIdentityRemoved == "YES" for d in written)
+    assert any(d.file_meta.TransferSyntaxUID == JPEG2000Lossless for d in written)  # a stick: STD-GEN-USB-J2K
+    wrong = lightbox(home, "export", "--dir", str(tmp_path / "x"), "--profile", "STD-GEN-CD", "--study", studies[0],
+                     check=False)
+    assert wrong.returncode == 2 and "STD-GEN-CD writes an ISO image: use --iso FILE" in wrong.stderr
