@@ -163,11 +163,10 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
     """Every instance read, de-identified if asked, converted to its profile's syntax and
     written to ``staging``; those that cannot go on the medium in ``report.refused``."""
     import pydicom
-
-    from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
     from pydicom.filewriter import write_file_meta_info
 
     from app.dicom.encoding import stored_transfer_syntax
+    from app.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
     from app.media import dicomdir
     higher: dict = {}  # PATIENT, STUDY and SERIES records made once for their instances
     uids = None
