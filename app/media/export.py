@@ -177,9 +177,14 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
     for i, item in enumerate(items):
         _check(cancelled)
         try:
-            raw = Path(item.path).read_bytes()
-            ds = pydicom.dcmread(BytesIO(raw))
-            stored_ts, dataset_at = stored_transfer_syntax(raw)
+            with open(item.path, "rb") as f:
+                head = f.read(_HEAD)
+            stored_ts, dataset_at = stored_transfer_syntax(head)
+            if dataset_at > len(head) - 8:
+                dataset_at = 0  # a file meta longer than the head read: written by pydicom instead
+            # the pixel data is read only if it is used (icon, conversion, re-encoding): a
+            # tomosynthesis volume copied as stored never sits in memory
+            ds = pydicom.dcmread(item.path, defer_size=_DEFER)
             if options.leave_out_burned_in and str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
                 raise _Refused("left out as asked: its pixels carry burned-in annotation (patient details "
                                "may be written in the image)")
@@ -210,18 +215,21 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID  # Table 5-1: ours
         ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-        buffer = BytesIO()
+        path = staging / f"{i:08}.dcm"
         if uids is None and stored_ts == ts and dataset_at:
             # nothing of the dataset changes: its bytes as stored, behind our File Meta
-            buffer.write(b"\0" * 128 + b"DICM")
-            write_file_meta_info(buffer, ds.file_meta, enforce_standard=True)
-            buffer.write(memoryview(raw)[dataset_at:])
+            head = BytesIO()
+            head.write(b"\0" * 128 + b"DICM")
+            write_file_meta_info(head, ds.file_meta, enforce_standard=True)
+            size, digest = _copy_behind(head.getvalue(), Path(item.path), dataset_at, path)
         else:
+            buffer = BytesIO()
             ds.save_as(buffer, enforce_file_format=True)
-        data = buffer.getbuffer()
-        path = staging / f"{i:08}.dcm"
-        path.write_bytes(data)
-        out.append(Staged(item, path, len(data), str(ds.SOPInstanceUID), records, hashlib.sha256(data).hexdigest()))
+            data = buffer.getbuffer()
+            path.write_bytes(data)
+            size, digest = len(data), hashlib.sha256(data).hexdigest()
+            del data
+        out.append(Staged(item, path, size, str(ds.SOPInstanceUID), records, digest))
         if progress:
             progress(i + 1, len(items), f"{i + 1} of {len(items)} prepared")
     if uids is not None and options.mapping is not None:
@@ -231,6 +239,25 @@ def _stage(items: list[Item], options: ExportOptions, staging: Path, report: Exp
 
 class _Refused(Exception):
     pass
+
+
+_HEAD = 64 * 1024  # enough for any File Meta Information
+_DEFER = 256 * 1024  # elements larger than this (pixel data) are read from the file when used
+_CHUNK = 4 * 1024 * 1024
+
+
+def _copy_behind(head: bytes, source: Path, start: int, target: Path) -> tuple[int, str]:
+    """``head`` then ``source`` from byte ``start`` into ``target``: (size, SHA-256)."""
+    digest = hashlib.sha256(head)
+    size = len(head)
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        dst.write(head)
+        src.seek(start)
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def _convert(ds, options: ExportOptions) -> str:
