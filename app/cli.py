@@ -110,8 +110,9 @@ def cmd_import(args) -> int:
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         raise CliError(f"not found: {', '.join(map(str, missing))}")
-    from app.media.medium import MediumError, import_medium, is_iso_image, open_medium
-    images = [p for p in args.paths if p.is_file() and is_iso_image(p)]  # CD/DVD images: read without mounting
+    from app.media.medium import MediumError, import_medium, is_medium_file, open_medium
+    # ISO images and ZIP archives: read in place, without mounting or unpacking
+    images = [p for p in args.paths if p.is_file() and is_medium_file(p)]
     archive = _archive(args)
     try:
         files = collect([p for p in args.paths if p not in images])
@@ -954,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="worker processes (default: setting node.workers)")
     s.set_defaults(fn=cmd_node)
 
-    s = sub.add_parser("import", help="import files, folders or DICOMDIRs into the archive")
+    s = sub.add_parser("import", help="import files, folders, DICOMDIRs, ISO images or ZIP archives into the archive")
     s.add_argument("paths", nargs="+", type=Path)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_import)

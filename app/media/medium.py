@@ -1,10 +1,12 @@
-"""Reading a medium (CD, DVD, USB stick, a folder, or an ISO 9660 image of a disc) as a
+"""Reading a medium (CD, DVD, USB stick, a folder, an ISO 9660 image or a ZIP archive) as a
 File-set Reader (spec §5.2.1.2.1 "Browse Directory Information", §5.2.1.2.2 "Import into
 Application"): the DICOMDIR's patients, studies and series (with their icon images) to
 browse before importing, and the selection imported through the one store pipeline.
 
 ISO images are read with pycdlib, member by member: nothing is mounted, so a user without
 mount rights (or on a system without loop devices) can still import a downloaded image.
+ZIP archives (studies from web portals, discs packed to be mailed) are read in place too.
+The DICOMDIR is looked for at the root, then one folder down.
 
 Discs come back scratched and USB sticks half-copied, and some writers get the DICOMDIR
 wrong. A medium whose DICOMDIR is missing, unreadable or references files that are not
@@ -211,12 +213,28 @@ class _Source:
 
     def __init__(self) -> None:
         self._ids: dict[str, str] = {}  # upper-case file ID -> file ID
+        self.base = ""  # the folder of the DICOMDIR when it is not at the root ("PATIENT/")
 
     def files(self) -> list[str]:
         return list(self._ids.values())
 
     def resolve(self, parts: Iterable[str]) -> str | None:
-        return self._ids.get("/".join(p.strip() for p in parts).upper())
+        """The file a DICOMDIR's File ID names (relative to the DICOMDIR's folder)."""
+        return self._ids.get((self.base + "/".join(p.strip() for p in parts)).upper())
+
+    def dicomdir(self) -> str | None:
+        """The DICOMDIR at the root; else the only one in the shallowest folder that has one
+        (a ZIP or a copied disc whose files sit in a folder of their own): the File IDs of
+        its records are then resolved from that folder."""
+        found = [f for f in self.files() if f.rsplit("/", 1)[-1].upper() == "DICOMDIR"]
+        if not found:
+            return None
+        depth = min(f.count("/") for f in found)
+        shallowest = [f for f in found if f.count("/") == depth]
+        if len(shallowest) > 1:
+            return None  # several File-sets side by side: every file is read
+        self.base = shallowest[0][:-len("DICOMDIR")]
+        return shallowest[0]
 
     def read(self, file_id: str, limit: int | None = None) -> bytes:
         raise NotImplementedError
@@ -287,6 +305,52 @@ class _Iso(_Source):
 
     def close(self) -> None:
         self.iso.close()
+
+
+class _Zip(_Source):
+    """A ZIP archive (a disc or a study as a web portal or a colleague sends it), read in place."""
+
+    def __init__(self, path: Path):
+        import zipfile
+        super().__init__()
+        self.name = str(path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+            members = [i for i in self.zip.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise MediumError(f"{path.name} cannot be read as a ZIP archive: {exc}") from exc
+        self._real: dict[str, str] = {}
+        for info in sorted(members, key=lambda i: i.filename):
+            fid = info.filename.replace("\\", "/").lstrip("/")
+            if fid.upper() not in self._ids and "__MACOSX/" not in fid.upper():
+                self._ids[fid.upper()] = fid
+                self._real[fid] = info.filename
+
+    def read(self, file_id: str, limit: int | None = None) -> bytes:
+        try:
+            with self.zip.open(self._real[file_id]) as f:
+                return f.read(limit) if limit else f.read()
+        except RuntimeError as exc:  # zipfile's word for an encrypted member
+            raise OSError(f"encrypted in the ZIP archive ({exc}): unpack it with its password first") from None
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def is_zip_archive(path: Path) -> bool:
+    """A ZIP archive, by its content; never a DICOM file (whose data could end like one)."""
+    import zipfile
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return head[128:132] != b"DICM" and head[:4] == b"PK\x03\x04" and zipfile.is_zipfile(path)
+
+
+def is_medium_file(path: Path) -> bool:
+    """A file that holds a whole medium: an ISO image or a ZIP archive."""
+    return is_iso_image(path) or is_zip_archive(path)
 
 
 def is_iso_image(path: Path) -> bool:
@@ -662,16 +726,14 @@ def _parts(value) -> list[str]:
 
 
 def open_medium(path: Path | str, progress: Callable[[int, int], None] | None = None) -> Medium:
-    """A folder (the DICOMDIR at its root, in any case, or none), a DICOMDIR file, or an ISO
-    9660 image (recognised by its content, not its name). ``progress(done, total)``: files
+    """A folder, an ISO 9660 image or a ZIP archive (both recognised by their content, not
+    their name) with its DICOMDIR at the root or in a folder of its own (in any case), or
+    none; or a DICOMDIR file. ``progress(done, total)``: files
     the DICOMDIR does not reference, as they are read. MediumError when it cannot be opened."""
     path = Path(path)
-    if path.is_dir():
-        source: _Source = _Folder(path)
-        dicomdir = next((f for f in source.files() if f.upper() == "DICOMDIR"), None)
-    elif is_iso_image(path):
-        source = _Iso(path)
-        dicomdir = source.resolve(["DICOMDIR"])
+    if path.is_dir() or is_iso_image(path) or is_zip_archive(path):
+        source: _Source = _Folder(path) if path.is_dir() else _Iso(path) if is_iso_image(path) else _Zip(path)
+        dicomdir = source.dicomdir()
     elif path.is_file():
         source = _Folder(path.parent)
         dicomdir = path.name

@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         imp.setEnabled(self.may("import"))
         imp.addAction(QAction("&Folder…", self, shortcut=QKeySequence("Ctrl+I"), triggered=self.import_folder))
         imp.addAction(QAction("F&iles…", self, triggered=self.import_files))
-        imp.addAction(QAction("&CD/DVD/USB or ISO image…", self, triggered=lambda: self.open_media()))
+        imp.addAction(QAction("&CD/DVD/USB, ISO image or ZIP…", self, triggered=lambda: self.open_media()))
         file.addSeparator()
         quit_ = QAction("&Quit", self, shortcut=QKeySequence.Quit, triggered=self.close)
         file.addAction(quit_)

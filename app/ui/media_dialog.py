@@ -1,7 +1,8 @@
 """The media browser (spec §5.2.1.2.1 "Browse Directory Information", §5.2.1.2.2 "Import into
-Application"): a CD, DVD, USB stick, folder or ISO image (read without mounting) opened with
-app.media.medium, its patients, studies and series shown with their icon images, and the
-series checked imported as a job (app.jobs.media_import_job) through the one store pipeline.
+Application"): a CD, DVD, USB stick, folder, ISO image or ZIP archive (read without mounting
+or unpacking) opened with app.media.medium, its patients, studies and series shown with their
+icon images, and the series checked imported as a job (app.jobs.media_import_job) through
+the one store pipeline.
 
 A medium whose DICOMDIR is missing or broken was read file by file: a banner says so, and
 every file that cannot be imported is listed with the reason before anything is imported."""
@@ -77,7 +78,7 @@ class MediaDialog(QDialog):
     def __init__(self, archive, jobs, parent=None, owner: str | None = None):
         super().__init__(parent)
         self.archive, self.jobs, self.owner = archive, jobs, owner
-        self.setWindowTitle("Import from CD/DVD/USB or an ISO image")
+        self.setWindowTitle("Import from CD/DVD/USB, an ISO image or a ZIP archive")
         self.path: Path | None = None
         self.medium = None  # the Medium shown (its files closed: it is read again by the job)
         self.job_id: int | None = None  # the last import queued
@@ -87,7 +88,8 @@ class MediaDialog(QDialog):
         self.resize(980, 680)
 
     def _build(self) -> None:
-        self.path_label = QLabel("Choose a folder (CD, DVD, USB stick), a DICOMDIR file or an ISO image.")
+        self.path_label = QLabel("Choose a folder (CD, DVD, USB stick), a DICOMDIR file, an ISO image or a ZIP "
+                                 "archive.")
         self.path_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.choose_button = QPushButton("Choose…")
         self.choose_menu = QMenu(self)
@@ -169,7 +171,7 @@ class MediaDialog(QDialog):
     def _fill_choose_menu(self) -> None:
         self.choose_menu.clear()
         self.choose_menu.addAction("Folder (CD, DVD, USB stick)…", self.choose_folder)
-        self.choose_menu.addAction("ISO image or DICOMDIR file…", self.choose_file)
+        self.choose_menu.addAction("ISO image, ZIP archive or DICOMDIR file…", self.choose_file)
         media = mounted_media()
         if media:
             self.choose_menu.addSeparator()
@@ -188,14 +190,14 @@ class MediaDialog(QDialog):
             self.open_path(Path(folder))
 
     def choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "An ISO image or a DICOMDIR", self._start_dir(),
-                                              "ISO images and DICOMDIRs (*.iso *.ISO *.img *.IMG DICOMDIR dicomdir);;"
+        path, _ = QFileDialog.getOpenFileName(self, "An ISO image, a ZIP archive or a DICOMDIR", self._start_dir(),
+                                              "Media (*.iso *.ISO *.img *.IMG *.zip *.ZIP DICOMDIR dicomdir);;"
                                               "All files (*)")
         if path:
             self.open_path(Path(path))
 
     def open_path(self, path: Path | str) -> None:
-        """Read the medium at ``path`` (a folder, a DICOMDIR file or an ISO image) off the GUI
+        """Read the medium at ``path`` (a folder, a DICOMDIR file, an ISO image or a ZIP archive) off the GUI
         thread and show what it holds."""
         from app.media.medium import open_medium
         self._generation += 1

@@ -277,3 +277,56 @@ def test_selection_imports_only_what_was_chosen(medium_source, tmp_path):
         summary = _import(home, m, {study})
         assert (summary.imported, summary.present) == (2, 2)
     assert _archived(home) == {e["sop"] for e in expected if e["study"] == study} | {one}
+
+
+def _zip(root: Path, out: Path, *, folder: str = "", damage: str | None = None) -> Path:
+    """ROOT as a ZIP archive, its files under FOLDER/ (as portals and colleagues pack a disc);
+    DAMAGE: a file ID whose stored bytes are flipped (its CRC then fails)."""
+    import zipfile
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
+            z.write(f, folder + f.relative_to(root).as_posix())
+    if damage:
+        data = bytearray(out.read_bytes())
+        with zipfile.ZipFile(out) as z:
+            info = z.getinfo(folder + damage)
+        at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + info.file_size // 2
+        data[at] ^= 0xFF
+        out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("folder", ["", "Patient CD/"], ids=["at-root", "in-a-folder"])
+def test_zip_archive_is_read_in_place_its_dicomdir_wherever_it_sits(medium_source, tmp_path, folder):
+    root, expected = medium_source
+    archive = _zip(root, tmp_path / "study.download", folder=folder)  # recognised by content, not name
+    with open_medium(archive) as m:
+        assert not m.scanned and m.problems == [] and m.unindexed == []
+        assert {i.sop_instance_uid for *_, i in m.instances()} == {e["sop"] for e in expected}
+        assert all(i.icon is not None for *_, i in m.instances())
+        summary = _import(tmp_path / "home", m)
+    assert (summary.imported, summary.rejected) == (len(expected), [])
+    # the same folder unpacked: the DICOMDIR one level down is used, not a file-by-file scan
+    unpacked = tmp_path / "copied"
+    shutil.copytree(root, unpacked / "Patient CD")
+    with open_medium(unpacked) as m:
+        assert not m.scanned and len(list(m.instances())) == len(expected)
+
+
+def test_damaged_zip_member_is_reported_and_the_rest_imported(medium_source, tmp_path):
+    root, expected = medium_source
+    bad = expected[2]
+    archive = _zip(root, tmp_path / "study.zip", damage=bad["file_id"])
+    with open_medium(archive) as m:
+        summary = _import(tmp_path / "home", m)
+    rejected = dict(summary.rejected)
+    assert set(rejected) == {bad["file_id"]} and "CRC" in rejected[bad["file_id"]], rejected
+    assert _archived(tmp_path / "home") == {e["sop"] for e in expected} - {bad["sop"]}
+
+
+def test_lightbox_import_of_a_zip_archive(medium_source, tmp_path):
+    from conftest import lightbox
+    root, expected = medium_source
+    out = lightbox(tmp_path / "home", "import", str(_zip(root, tmp_path / "cd.zip", folder="CD/")))
+    assert f"imported {len(expected)}, already present 0, rejected 0" in out.stdout, out.stdout
+    assert _archived(tmp_path / "home") == {e["sop"] for e in expected}
