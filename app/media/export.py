@@ -72,8 +72,8 @@ class Staged:
     path: Path  # converted, in the staging folder
     size: int
     sop_instance: str  # in the file-set (new when de-identified)
-    records: list = field(default_factory=list)  # app.media.dicomdir.records_for: PATIENT ... leaf
-    sha256: str = ""
+    records: list  # app.media.dicomdir.records_for: PATIENT ... leaf
+    sha256: str  # of the file as staged: what the read-back must find
 
 
 @dataclass

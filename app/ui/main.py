@@ -260,8 +260,8 @@ class MainWindow(QMainWindow):
             self.start_import([Path(f) for f in files])
 
     def open_media(self, path: Path | None = None):
-        """The media browser (app.ui.media_dialog) on ``path`` (a folder, a DICOMDIR or an ISO
-        image), or on the one mounted disc or stick with a DICOMDIR; the series checked there
+        """The media browser (app.ui.media_dialog) on ``path`` (a folder, a DICOMDIR, an ISO
+        image or a ZIP archive), or on the one mounted disc or stick with a DICOMDIR; the series checked there
         are imported by a job."""
         from app.ui.media_dialog import MediaDialog, mounted_media
         dialog = MediaDialog(self.archive, self.jobs, self, owner=self.user.name if self.user else None)

@@ -219,7 +219,7 @@ def volumes_of(sources: list[Source], capacity: int) -> list[list[Source]]:
     from app.media.export import DICOMDIR_MARGIN, Item, Staged, plan
     by_uid = {s.sop_instance: s for s in sources}
     staged = [Staged(Item(str(s.path), s.sop_class, s.sop_instance, s.study, s.series), s.path, s.size,
-                     s.sop_instance) for s in sources]
+                     s.sop_instance, records=[], sha256="") for s in sources]  # plan needs only sizes
     return [[by_uid[st.sop_instance] for st in vol] for vol in plan(staged, int(capacity * (1 - DICOMDIR_MARGIN)))]
 
 
